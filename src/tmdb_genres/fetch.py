@@ -1,0 +1,185 @@
+"""Stage 1, fetch: turn a source into the canonical raw snapshot ``data/raw/movies.jsonl``.
+
+A source is read into TMDB movie objects; each is schema-checked, rows that fail are counted
+by kind (never silently dropped), duplicate ids are removed (the first occurrence wins) and
+the result is written sorted by id, one canonical JSON object a line, so that equal data
+always gives equal bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import TmdbGenresError
+from .io import open_text, write_json, write_jsonl
+from .params import FetchParams, load_params
+
+# Fields of a TMDB /discover/movie result that the snapshot keeps, with their JSON types.
+REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": int,
+    "title": str,
+    "overview": str,
+    "genre_ids": list,
+}
+OPTIONAL_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "release_date": str,
+    "original_language": str,
+    "popularity": (int, float),
+    "vote_average": (int, float),
+    "vote_count": int,
+}
+
+
+class SourceError(TmdbGenresError):
+    """The fetch source is missing, unreadable or unusable."""
+
+
+@dataclass
+class FetchReport:
+    """What a fetch read, kept and rejected (by kind)."""
+
+    source_kind: str
+    rows_read: int = 0
+    movies: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as written to ``metrics/fetch.json``."""
+        return {
+            "source_kind": self.source_kind,
+            "rows_read": self.rows_read,
+            "movies": self.movies,
+            "duplicates": self.duplicates,
+            "rejected": dict(sorted(self.rejected.items())),
+            "rejected_total": sum(self.rejected.values()),
+        }
+
+
+def check_movie(obj: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """Validate one TMDB movie object; return ``(movie, None)`` or ``(None, reject_kind)``.
+
+    The returned movie holds only the snapshot's fields; optional fields that are absent or
+    null are omitted rather than invented.
+    """
+    if not isinstance(obj, dict):
+        return None, "not_an_object"
+    movie: dict[str, Any] = {}
+    for name, kind in REQUIRED_FIELDS.items():
+        value = obj.get(name)
+        if value is None:
+            return None, f"missing_{name}"
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return None, f"bad_{name}"
+        movie[name] = value
+    if movie["id"] <= 0:
+        return None, "bad_id"
+    genre_ids = movie["genre_ids"]
+    if not all(isinstance(g, int) and not isinstance(g, bool) for g in genre_ids):
+        return None, "bad_genre_ids"
+    movie["genre_ids"] = sorted(set(genre_ids))
+    for name, kind in OPTIONAL_FIELDS.items():
+        value = obj.get(name)
+        if value is not None and not isinstance(value, bool) and isinstance(value, kind):
+            movie[name] = value
+    return movie, None
+
+
+def parse_jsonl_lines(lines: Iterable[str], report: FetchReport) -> Iterator[Any]:
+    """Parse JSONL lines, counting (not raising on) malformed ones."""
+    for line in lines:
+        if not line.strip():
+            continue
+        report.rows_read += 1
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            report.rejected["malformed_json"] += 1
+
+
+def read_jsonl_source(path: Path, report: FetchReport) -> Iterator[Any]:
+    """Yield raw objects from a JSONL or JSONL.gz file of TMDB movie objects."""
+    if not path.is_file():
+        raise SourceError(
+            f"fetch source {str(path)!r} does not exist or is not a file",
+            "set fetch.source in params.yaml to a JSONL/JSONL.gz file of TMDB movies",
+        )
+    try:
+        with open_text(path) as handle:
+            yield from parse_jsonl_lines(handle, report)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise SourceError(
+            f"cannot read fetch source {str(path)!r}: {exc}",
+            "check that the file is a complete, UTF-8 (optionally gzipped) JSONL file",
+        ) from None
+
+
+def canonical_movies(objects: Iterable[Any], report: FetchReport) -> list[dict[str, Any]]:
+    """Check, deduplicate (first wins) and sort raw movie objects by id."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for obj in objects:
+        movie, reject = check_movie(obj)
+        if movie is None:
+            report.rejected[reject or "invalid"] += 1
+        elif movie["id"] in by_id:
+            report.duplicates += 1
+        else:
+            by_id[movie["id"]] = movie
+    report.movies = len(by_id)
+    return [by_id[movie_id] for movie_id in sorted(by_id)]
+
+
+def read_source(params: FetchParams, report: FetchReport) -> Iterator[Any]:
+    """Yield raw TMDB movie objects from the source ``fetch.source`` names."""
+    return read_jsonl_source(Path(params.source), report)
+
+
+def source_kind(params: FetchParams) -> str:
+    """A short name for the kind of source ``fetch.source`` names."""
+    return "jsonl"
+
+
+def fetch(params: FetchParams, out: Path, report_path: Path) -> FetchReport:
+    """Read the source, write the canonical snapshot and the fetch report."""
+    report = FetchReport(source_kind=source_kind(params))
+    movies = canonical_movies(read_source(params, report), report)
+    if not movies:
+        raise SourceError(
+            f"fetch source {params.source!r} yielded no valid movies "
+            f"({report.rows_read} rows read, rejects: {dict(report.rejected) or 'none'})",
+            "point fetch.source at a file of TMDB movie objects",
+        )
+    write_jsonl(out, movies)
+    write_json(report_path, report.as_dict())
+    return report
+
+
+def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add this stage's options to ``parser``."""
+    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="params file")
+    parser.add_argument(
+        "--out", type=Path, default=paths.RAW_SNAPSHOT, help="snapshot to write (JSONL)"
+    )
+    parser.add_argument(
+        "--report", type=Path, default=paths.FETCH_REPORT,
+        help="where to write the counts of rows read, kept and rejected",
+    )
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
+    """Run the fetch stage."""
+    params = load_params(args.params).fetch
+    report = fetch(params, args.out, args.report)
+    rejected = sum(report.rejected.values())
+    print(
+        f"fetch: {report.movies} movies -> {args.out} "
+        f"({report.rows_read} rows read, {report.duplicates} duplicates, {rejected} rejected)"
+    )

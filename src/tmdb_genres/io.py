@@ -1,0 +1,124 @@
+"""Deterministic, atomic file I/O shared by every stage.
+
+Outputs are written to a temporary file beside their final path and renamed into place only
+when complete, so a killed stage never leaves a half-written output behind. JSON is written
+with sorted keys and a trailing newline so that equal content always hashes equally.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+def _chmod_default(path: Path, directory: bool = False) -> None:
+    """Give a temporary file the permissions a plain ``open()`` would have (mkstemp uses 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        _chmod_default(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory; it replaces ``path`` as a whole only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        _chmod_default(tmp, directory=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def atomic_text(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
+    """Open a text file for writing that appears at ``path`` only once fully written."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        yield handle
+
+
+def dumps_json(obj: Any) -> str:
+    """Serialise ``obj`` canonically: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically write ``obj`` as canonical JSON."""
+    with atomic_text(path) as handle:
+        handle.write(dumps_json(obj))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def jsonl_line(obj: Any) -> str:
+    """One canonical JSONL line (sorted keys, compact, UTF-8) including its newline."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Any]) -> int:
+    """Atomically write ``rows`` as canonical JSONL; return how many were written."""
+    count = 0
+    with atomic_text(path) as handle:
+        for row in rows:
+            handle.write(jsonl_line(row))
+            count += 1
+    return count
+
+
+def open_text(path: str | os.PathLike[str]) -> IO[str]:
+    """Open a text file for reading, transparently decompressing ``.gz``."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSONL file written by this project (every line is trusted to be valid)."""
+    with open_text(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def dump_joblib(path: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically pickle ``obj`` with joblib (uncompressed, so the bytes are deterministic)."""
+    import joblib
+
+    with atomic_path(path) as tmp:
+        joblib.dump(obj, tmp)
+
+
+def load_joblib(path: str | os.PathLike[str]) -> Any:
+    """Load an object written by :func:`dump_joblib`."""
+    import joblib
+
+    return joblib.load(path)

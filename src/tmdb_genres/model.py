@@ -1,0 +1,149 @@
+"""The genre model: linear SVM margins, Platt-calibrated to probabilities, then thresholds.
+
+The trained weights are stored as plain arrays (not pickled estimator objects) so that the
+saved bytes are deterministic and prediction is one sparse matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import paths
+from .errors import TmdbGenresError
+from .io import load_joblib, read_json
+
+MODEL_FORMAT = 1
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
+    """Fit Platt's sigmoid ``P(y=1|s) = 1 / (1 + exp(a*s + b))`` by Newton's method.
+
+    Uses Platt's smoothed targets, so a genre with no (or only) positives still gets a
+    finite, sensible calibration instead of an error.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels) > 0
+    positives = float(y.sum())
+    negatives = float(len(y) - positives)
+    t = np.where(y, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    a, b = 0.0, float(np.log((negatives + 1) / (positives + 1)))
+
+    def loss(a_: float, b_: float) -> float:
+        z = a_ * s + b_
+        return float(np.sum(np.logaddexp(0.0, z) - (1 - t) * z))
+
+    current = loss(a, b)
+    for _ in range(max_iter):
+        z = a * s + b
+        p = 1.0 / (1.0 + np.exp(z))
+        g = t - p  # dL/dz
+        grad = np.array([np.dot(g, s), g.sum()])
+        if np.max(np.abs(grad)) < 1e-9:
+            break
+        w = p * (1 - p)
+        hess = np.array([[np.dot(w, s * s), np.dot(w, s)], [np.dot(w, s), w.sum()]])
+        hess += 1e-12 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        size = 1.0
+        while size > 1e-10:
+            new = loss(a - size * step[0], b - size * step[1])
+            if new < current + 1e-4 * size * float(np.dot(grad, -step)):
+                break
+            size /= 2
+        else:
+            break
+        a, b, current = a - size * step[0], b - size * step[1], new
+    return float(a), float(b)
+
+
+def calibrated(margins: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Platt probabilities from SVM margins (genres along the last axis)."""
+    return 1.0 / (1.0 + np.exp(margins * a + b))
+
+
+def apply_thresholds(
+    probabilities: np.ndarray, thresholds: np.ndarray, at_least_one: bool
+) -> np.ndarray:
+    """Boolean genre decisions; with ``at_least_one`` a row with none gets its top genre."""
+    decisions = probabilities >= thresholds
+    if at_least_one and len(decisions):
+        empty = ~decisions.any(axis=1)
+        decisions[empty, probabilities[empty].argmax(axis=1)] = True
+    return decisions
+
+
+@dataclass(frozen=True)
+class GenreModel:
+    """Everything prediction needs: text recipe, vectoriser, weights, calibration, thresholds."""
+
+    text_fields: tuple[str, ...]
+    title_repeat: int
+    vectorizer: Any
+    genres: list[str]
+    coef: Any
+    intercept: np.ndarray
+    platt_a: np.ndarray
+    platt_b: np.ndarray
+    thresholds: np.ndarray
+    at_least_one: bool
+
+    @classmethod
+    def load(
+        cls,
+        vectorizer: Path = paths.VECTORIZER,
+        model: Path = paths.MODEL,
+        thresholds: Path = paths.THRESHOLDS,
+    ) -> GenreModel:
+        """Load the artifacts ``dvc repro`` wrote (one clear error if any is missing)."""
+        for path in (vectorizer, model, thresholds):
+            if not Path(path).is_file():
+                raise TmdbGenresError(
+                    f"model file {str(path)!r} not found",
+                    "run `dvc repro` (or `dvc pull`) in the project first",
+                )
+        vec = load_joblib(vectorizer)
+        weights = load_joblib(model)
+        if weights.get("format") != MODEL_FORMAT:
+            raise TmdbGenresError(
+                f"{model} has model format {weights.get('format')!r}, expected {MODEL_FORMAT}",
+                "rerun `dvc repro train` with this version of tmdb-genres",
+            )
+        chosen = read_json(thresholds)
+        genres = weights["genres"]
+        return cls(
+            text_fields=tuple(vec["text_fields"]),
+            title_repeat=vec["title_repeat"],
+            vectorizer=vec["vectorizer"],
+            genres=genres,
+            coef=weights["coef"],
+            intercept=weights["intercept"],
+            platt_a=weights["platt_a"],
+            platt_b=weights["platt_b"],
+            thresholds=np.array([chosen["thresholds"][g] for g in genres]),
+            at_least_one=bool(chosen["at_least_one"]),
+        )
+
+    def text(self, title: str, overview: str) -> str:
+        """The model text for one movie, built exactly as the prepare stage builds it."""
+        from .prepare import model_text
+
+        return model_text(title, overview, self.text_fields, self.title_repeat)
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Calibrated probability of every genre for each text (rows x genres)."""
+        x = self.vectorizer.transform(texts)
+        margins = np.asarray(x @ self.coef.T) + self.intercept
+        return calibrated(margins, self.platt_a, self.platt_b)
+
+    def decide(self, probabilities: np.ndarray) -> list[list[str]]:
+        """Genre names at or above their thresholds, highest probability first."""
+        decisions = apply_thresholds(probabilities, self.thresholds, self.at_least_one)
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        return [
+            [self.genres[j] for j in row_order if row_decisions[j]]
+            for row_order, row_decisions in zip(order, decisions, strict=True)
+        ]

@@ -1,0 +1,385 @@
+"""The one typed loader for ``params.yaml``.
+
+Each pipeline stage reads its own section (``fetch``, ``prepare``, ``featurize``, ``train``,
+``evaluate``). Every value is checked for type and range when loaded, and a bad value fails
+with one line naming the key, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import TmdbGenresError
+from .genres import GENRE_IDS
+
+
+class ParamsError(TmdbGenresError):
+    """A missing, unreadable or invalid ``params.yaml`` value."""
+
+
+@dataclass(frozen=True)
+class FetchParams:
+    """Where the raw snapshot comes from, and (for ``source: tmdb``) what the live pull asks.
+
+    ``source`` is a JSONL/JSONL.gz/CSV/CSV.gz path or the word ``tmdb`` (the live TMDB API).
+    The query keys (``snapshot`` and the release-date range, languages, minimum vote count,
+    maximum movies) decide *what* is pulled; the client keys (requests per second, concurrency,
+    timeout, retries) decide only *how*, so ``dvc.yaml`` does not rerun fetch when they change.
+    """
+
+    source: str
+    snapshot: str = "default"
+    release_date_gte: str = "1874-01-01"
+    release_date_lte: str = "2022-12-31"
+    languages: tuple[str, ...] = ()
+    min_vote_count: int = 0
+    max_movies: int | None = None
+    requests_per_second: float = 20.0
+    concurrency: int = 4
+    timeout_seconds: float = 10.0
+    max_retries: int = 6
+
+    def query(self) -> dict[str, Any]:
+        """The live-API query: everything that decides which movies a pull returns."""
+        return {
+            "snapshot": self.snapshot,
+            "release_date_gte": self.release_date_gte,
+            "release_date_lte": self.release_date_lte,
+            "languages": list(self.languages),
+            "min_vote_count": self.min_vote_count,
+            "max_movies": self.max_movies,
+        }
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    """Cleaning, text construction and the stable hash split."""
+
+    text_fields: tuple[str, ...]
+    title_repeat: int
+    min_overview_chars: int
+    languages: tuple[str, ...]
+    validation_fraction: float
+    test_fraction: float
+    split_salt: str
+
+
+@dataclass(frozen=True)
+class FeaturizeParams:
+    """TF-IDF settings for the word and (optional) character vectorisers."""
+
+    word_ngram_max: int
+    word_min_df: int
+    word_max_features: int | None
+    stop_words: str | None
+    sublinear_tf: bool
+    char_ngram_min: int
+    char_ngram_max: int
+    char_min_df: int
+    char_max_features: int | None
+
+    @property
+    def use_chars(self) -> bool:
+        """Whether character n-grams are used at all (``char_ngram_max`` 0 turns them off)."""
+        return self.char_ngram_max > 0
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """One-vs-rest linear SVM settings."""
+
+    C: float
+    class_weight: str | None
+    max_iter: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Decision thresholds on calibrated probabilities."""
+
+    mode: str
+    threshold: float
+    per_genre: dict[str, float]
+    tuned_min_positives: int
+    at_least_one: bool
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of ``params.yaml``, validated."""
+
+    fetch: FetchParams
+    prepare: PrepareParams
+    featurize: FeaturizeParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+class _Section:
+    """Typed access to one mapping of ``params.yaml`` that reports errors by dotted key."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ParamsError(
+                f"params.yaml: {where or 'the file'} must be a mapping, got {type(data).__name__}",
+                "fix that section of params.yaml (see the README for the schema)",
+            )
+        self.data = data
+        self.where = where
+        self.used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def _fail(self, key: str, expected: str, value: Any) -> ParamsError:
+        return ParamsError(
+            f"params.yaml: {self._name(key)} must be {expected}, got {value!r}",
+            f"set {self._name(key)} in params.yaml",
+        )
+
+    def get(self, key: str) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            raise ParamsError(
+                f"params.yaml: {self._name(key)} is missing",
+                f"add {self._name(key)} to params.yaml (see the README for the schema)",
+            )
+        return self.data[key]
+
+    def section(self, key: str) -> _Section:
+        return _Section(self.get(key), self._name(key))
+
+    def string(self, key: str, choices: tuple[str, ...] | None = None) -> str:
+        value = self.get(key)
+        if not isinstance(value, str) or not value or (choices and value not in choices):
+            expected = f"one of {', '.join(choices)}" if choices else "a non-empty string"
+            raise self._fail(key, expected, value)
+        return value
+
+    def optional_string(self, key: str, choices: tuple[str, ...]) -> str | None:
+        value = self.get(key)
+        if value is None:
+            return None
+        if value not in choices:
+            raise self._fail(key, f"null or one of {', '.join(choices)}", value)
+        return value
+
+    def integer(self, key: str, low: int, high: int | None = None) -> int:
+        value = self.get(key)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise self._fail(key, f"an integer {bound}", value)
+        return value
+
+    def optional_integer(self, key: str, low: int) -> int | None:
+        return None if self.get(key) is None else self.integer(key, low)
+
+    def number(self, key: str, low: float, high: float, *, open_low: bool = False) -> float:
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._fail(key, "a number", value)
+        value = float(value)
+        too_low = value <= low if open_low else value < low
+        if math.isnan(value) or too_low or value > high:
+            bracket = "(" if open_low else "["
+            raise self._fail(key, f"a number in {bracket}{low}, {high}]", value)
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.get(key)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false", value)
+        return value
+
+    def strings(self, key: str, choices: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        value = self.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self._fail(key, "a list of strings", value)
+        if choices and (not value or any(v not in choices for v in value)):
+            raise self._fail(key, f"a non-empty list drawn from {', '.join(choices)}", value)
+        return tuple(value)
+
+    def check_no_extra_keys(self) -> None:
+        extra = sorted(set(self.data) - self.used)
+        if extra:
+            raise ParamsError(
+                f"params.yaml: unknown key {self._name(extra[0])}",
+                "remove it or fix its spelling (see the README for the schema)",
+            )
+
+
+def _iso_date(s: _Section, key: str, default: str) -> str:
+    """An ISO ``YYYY-MM-DD`` date (YAML may already have parsed it into a ``date``)."""
+    import datetime as dt
+
+    if key not in s.data:
+        return default
+    value = s.get(key)
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(value).isoformat() if isinstance(value, str) else ""
+    except ValueError:
+        pass
+    raise s._fail(key, "a date YYYY-MM-DD", value)
+
+
+def _label(s: _Section, key: str) -> str:
+    """A free-form label; a YAML date such as ``2024-11-28`` is taken as its ISO text."""
+    import datetime as dt
+
+    value = s.get(key)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return s.string(key)
+
+
+def _fetch(s: _Section) -> FetchParams:
+    """``fetch``: only ``source`` is required; the live-API keys have defaults."""
+    defaults = FetchParams(source="")
+
+    def optional(key: str, read: Any) -> Any:
+        return read(key) if key in s.data else getattr(defaults, key)
+
+    def lowered(key: str) -> tuple[str, ...]:
+        codes = s.strings(key)
+        if not all(len(c) == 2 and c.isascii() and c.isalpha() for c in codes):
+            raise s._fail(key, "a list of two-letter ISO 639-1 codes such as [en, fr]", codes)
+        return tuple(sorted({c.lower() for c in codes}))
+
+    gte = _iso_date(s, "release_date_gte", defaults.release_date_gte)
+    lte = _iso_date(s, "release_date_lte", defaults.release_date_lte)
+    if gte > lte:
+        raise s._fail("release_date_lte", f"on or after release_date_gte ({gte})", lte)
+    source = s.string("source")
+    if source.lower() == "tmdb":
+        source = "tmdb"
+    return FetchParams(
+        source=source,
+        snapshot=optional("snapshot", lambda k: _label(s, k)),
+        release_date_gte=gte,
+        release_date_lte=lte,
+        languages=optional("languages", lowered),
+        min_vote_count=optional("min_vote_count", lambda k: s.integer(k, 0)),
+        max_movies=optional("max_movies", lambda k: s.optional_integer(k, 1)),
+        requests_per_second=optional(
+            "requests_per_second", lambda k: s.number(k, 0.0, 1000.0)
+        ),
+        concurrency=optional("concurrency", lambda k: s.integer(k, 1, 32)),
+        timeout_seconds=optional(
+            "timeout_seconds", lambda k: s.number(k, 0.0, 600.0, open_low=True)
+        ),
+        max_retries=optional("max_retries", lambda k: s.integer(k, 0, 50)),
+    )
+
+
+def _prepare(s: _Section) -> PrepareParams:
+    split = s.section("split")
+    params = PrepareParams(
+        text_fields=s.strings("text_fields", ("title", "overview")),
+        title_repeat=s.integer("title_repeat", 1, 10),
+        min_overview_chars=s.integer("min_overview_chars", 1),
+        languages=s.strings("languages"),
+        validation_fraction=split.number("validation", 0.0, 0.5, open_low=True),
+        test_fraction=split.number("test", 0.0, 0.5, open_low=True),
+        split_salt=split.string("salt"),
+    )
+    split.check_no_extra_keys()
+    return params
+
+
+def _featurize(s: _Section) -> FeaturizeParams:
+    word, char = s.section("word"), s.section("char")
+    params = FeaturizeParams(
+        word_ngram_max=word.integer("ngram_max", 1, 5),
+        word_min_df=word.integer("min_df", 1),
+        word_max_features=word.optional_integer("max_features", 1),
+        stop_words=word.optional_string("stop_words", ("english",)),
+        sublinear_tf=s.boolean("sublinear_tf"),
+        char_ngram_min=char.integer("ngram_min", 1, 10),
+        char_ngram_max=char.integer("ngram_max", 0, 10),
+        char_min_df=char.integer("min_df", 1),
+        char_max_features=char.optional_integer("max_features", 1),
+    )
+    if params.use_chars and params.char_ngram_max < params.char_ngram_min:
+        raise char._fail("ngram_max", f"0 (off) or >= ngram_min ({params.char_ngram_min})",
+                         params.char_ngram_max)
+    word.check_no_extra_keys()
+    char.check_no_extra_keys()
+    return params
+
+
+def _train(s: _Section) -> TrainParams:
+    return TrainParams(
+        C=s.number("C", 0.0, 1e6, open_low=True),
+        class_weight=s.optional_string("class_weight", ("balanced",)),
+        max_iter=s.integer("max_iter", 1),
+        seed=s.integer("seed", 0),
+    )
+
+
+def _evaluate(s: _Section) -> EvaluateParams:
+    overrides = _Section(s.get("per_genre") or {}, "evaluate.per_genre")
+    for name in overrides.data:
+        if name not in GENRE_IDS:
+            raise ParamsError(
+                f"params.yaml: evaluate.per_genre names an unknown genre {name!r}",
+                f"use one of: {', '.join(sorted(GENRE_IDS))}",
+            )
+    return EvaluateParams(
+        mode=s.string("mode", ("fixed", "tuned")),
+        threshold=s.number("threshold", 0.0, 1.0),
+        per_genre={name: overrides.number(name, 0.0, 1.0) for name in sorted(overrides.data)},
+        tuned_min_positives=s.integer("tuned_min_positives", 1),
+        at_least_one=s.boolean("at_least_one"),
+    )
+
+
+_SECTIONS = {
+    "fetch": _fetch,
+    "prepare": _prepare,
+    "featurize": _featurize,
+    "train": _train,
+    "evaluate": _evaluate,
+}
+
+
+def parse_params(data: Any) -> Params:
+    """Validate an already-parsed ``params.yaml`` mapping."""
+    root = _Section(data, "")
+    sections = {}
+    for name, build in _SECTIONS.items():
+        section = _Section(root.get(name), name)
+        sections[name] = build(section)
+        section.check_no_extra_keys()
+    root.check_no_extra_keys()
+    return Params(**sections)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raise :class:`ParamsError` with a one-line message."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ParamsError(
+            f"{path} not found", "run from the project root or pass --params PATH"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path} is not valid YAML{where}", "fix the syntax") from None
+    return parse_params(data)

@@ -1,0 +1,180 @@
+"""Stage 2, prepare: clean the raw snapshot, build the model text and split by hashed id.
+
+Rows are dropped for a reason and every reason is counted in ``metrics/prepare.json``:
+empty or too-short overviews, languages outside ``prepare.languages``, duplicate ids and
+movies left with no known genre. Unknown genre ids are removed from a movie (and counted).
+A movie's split depends only on its TMDB id and the split params, so it never moves when the
+snapshot grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import TmdbGenresError
+from .genres import TMDB_GENRES, genre_names
+from .io import atomic_dir, read_jsonl, write_json, write_jsonl
+from .params import PrepareParams, load_params
+
+_SPACE = re.compile(r"\s+")
+
+
+def split_of(movie_id: int, params: PrepareParams) -> str:
+    """The split (train / validation / test) a TMDB id falls in, stable across snapshots."""
+    digest = hashlib.sha256(f"{params.split_salt}:{movie_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < params.test_fraction:
+        return "test"
+    if u < params.test_fraction + params.validation_fraction:
+        return "validation"
+    return "train"
+
+
+def normalize_space(text: str) -> str:
+    """Collapse runs of white space to one space and strip the ends."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def model_text(
+    title: str, overview: str, text_fields: tuple[str, ...] | list[str], title_repeat: int
+) -> str:
+    """The text the model sees: the chosen fields in order, the title repeated as configured."""
+    parts: list[str] = []
+    for name in text_fields:
+        if name == "title":
+            parts.extend([normalize_space(title)] * title_repeat)
+        else:
+            parts.append(normalize_space(overview))
+    return " . ".join(p for p in parts if p)
+
+
+def text_recipe(params: PrepareParams) -> dict[str, Any]:
+    """How model texts were built; travels with the model so prediction builds them alike."""
+    return {"text_fields": list(params.text_fields), "title_repeat": params.title_repeat}
+
+
+def clean(
+    movies: list[dict[str, Any]], params: PrepareParams
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Clean raw movies into labelled examples; return them and the drop counts."""
+    dropped: Counter[str] = Counter()
+    unknown_ids: Counter[str] = Counter()
+    seen: set[int] = set()
+    examples = []
+    languages = set(params.languages)
+    for movie in movies:
+        if movie["id"] in seen:
+            dropped["duplicate_id"] += 1
+            continue
+        seen.add(movie["id"])
+        overview = normalize_space(movie.get("overview") or "")
+        if not overview:
+            dropped["empty_overview"] += 1
+            continue
+        if len(overview) < params.min_overview_chars:
+            dropped["short_overview"] += 1
+            continue
+        if languages and movie.get("original_language") not in languages:
+            dropped["language"] += 1
+            continue
+        genres = []
+        for genre_id in movie.get("genre_ids", []):
+            if genre_id in TMDB_GENRES:
+                genres.append(TMDB_GENRES[genre_id])
+            else:
+                unknown_ids[str(genre_id)] += 1
+        if not genres:
+            dropped["no_known_genre"] += 1
+            continue
+        title = normalize_space(movie.get("title") or "")
+        examples.append(
+            {
+                "id": movie["id"],
+                "title": title,
+                "text": model_text(title, overview, params.text_fields, params.title_repeat),
+                "genres": sorted(genres),
+            }
+        )
+    counts = {
+        "rows_in": len(movies),
+        "dropped": dict(sorted(dropped.items())),
+        "dropped_total": sum(dropped.values()),
+        "unknown_genre_ids": dict(sorted(unknown_ids.items())),
+        "unknown_genre_ids_total": sum(unknown_ids.values()),
+    }
+    return examples, counts
+
+
+def split_examples(
+    examples: list[dict[str, Any]], params: PrepareParams
+) -> dict[str, list[dict[str, Any]]]:
+    """Group examples by their hashed split, keeping id order within each split."""
+    splits: dict[str, list[dict[str, Any]]] = {name: [] for name in paths.SPLITS}
+    for example in examples:
+        splits[split_of(example["id"], params)].append(example)
+    return splits
+
+
+def split_report(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Row and per-genre counts of each split."""
+    report: dict[str, Any] = {}
+    for name, rows in splits.items():
+        genre_counts = Counter(g for row in rows for g in row["genres"])
+        report[name] = {
+            "rows": len(rows),
+            "genres": {g: genre_counts.get(g, 0) for g in genre_names()},
+        }
+    return report
+
+
+def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: Path) -> dict:
+    """Run the stage: read the snapshot, write one JSONL per split and the report."""
+    if not snapshot.is_file():
+        raise TmdbGenresError(
+            f"raw snapshot {str(snapshot)!r} not found", "run `dvc repro fetch` first"
+        )
+    examples, counts = clean(read_jsonl(snapshot), params)
+    splits = split_examples(examples, params)
+    empty = [name for name, rows in splits.items() if not rows]
+    if empty:
+        raise TmdbGenresError(
+            f"split {empty[0]!r} is empty ({len(examples)} usable movies after cleaning)",
+            "use a larger snapshot or raise prepare.split fractions in params.yaml",
+        )
+    with atomic_dir(out_dir) as tmp:
+        for name, rows in splits.items():
+            write_jsonl(paths.split_file(tmp, name, ".jsonl"), rows)
+        write_json(tmp / paths.TEXT_RECIPE, text_recipe(params))
+    report = {**counts, "rows_out": len(examples), "splits": split_report(splits)}
+    write_json(report_path, report)
+    return report
+
+
+def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add this stage's options to ``parser``."""
+    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="params file")
+    parser.add_argument("--snapshot", type=Path, default=paths.RAW_SNAPSHOT,
+                        help="raw snapshot written by fetch")
+    parser.add_argument("--out", type=Path, default=paths.PREPARED_DIR,
+                        help="directory for train/validation/test JSONL files")
+    parser.add_argument("--report", type=Path, default=paths.PREPARE_REPORT,
+                        help="where to write row counts and drop reasons")
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
+    """Run the prepare stage."""
+    params = load_params(args.params).prepare
+    report = prepare(params, args.snapshot, args.out, args.report)
+    sizes = ", ".join(f"{name} {report['splits'][name]['rows']}" for name in paths.SPLITS)
+    print(
+        f"prepare: {report['rows_out']} of {report['rows_in']} movies kept ({sizes}); "
+        f"dropped {report['dropped'] or 'none'}; "
+        f"{report['unknown_genre_ids_total']} unknown genre ids removed"
+    )

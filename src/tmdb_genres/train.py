@@ -1,0 +1,111 @@
+"""Stage 4, train: one linear SVM per genre, calibrated on the validation split.
+
+Each genre's LinearSVC is fitted on the training split; a Platt sigmoid maps its margins to
+probabilities, fitted on validation margins only (test is never seen). The stage saves the
+weights and the calibrated validation and test scores, so evaluation never retrains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+from .featurize import load_split
+from .io import atomic_dir, dump_joblib
+from .model import MODEL_FORMAT, calibrated, fit_platt
+from .params import TrainParams, load_params
+
+
+def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]:
+    """Fit one genre's LinearSVC; return its weight vector and intercept.
+
+    A genre with no positive (or no negative) training example gets zero weights and an
+    intercept of -1 (or +1): a constant margin the calibration then maps to its base rate.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
+    if y.min() == y.max():
+        return np.zeros(x.shape[1], dtype=np.float32), 1.0 if y.max() else -1.0
+    svm = LinearSVC(
+        C=params.C,
+        class_weight=params.class_weight,
+        max_iter=params.max_iter,
+        random_state=params.seed,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        svm.fit(x, y)
+    return svm.coef_[0].astype(np.float32), float(svm.intercept_[0])
+
+
+def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
+    """Run the stage; return a short summary."""
+    from tqdm import tqdm
+
+    train_split = load_split(features, "train")
+    validation = load_split(features, "validation")
+    test = load_split(features, "test")
+    genres = train_split["genres"]
+    coef = np.zeros((len(genres), train_split["X"].shape[1]), dtype=np.float32)
+    intercept = np.zeros(len(genres))
+    progress = tqdm(range(len(genres)), desc="train", unit="genre", file=sys.stderr, disable=None)
+    for j in progress:
+        coef[j], intercept[j] = fit_genre(train_split["X"], train_split["Y"][:, j], params)
+    margins = {
+        name: np.asarray(split["X"] @ coef.T, dtype=np.float64) + intercept
+        for name, split in (("validation", validation), ("test", test))
+    }
+    platt = [fit_platt(margins["validation"][:, j], validation["Y"][:, j])
+             for j in range(len(genres))]
+    platt_a = np.array([a for a, _ in platt])
+    platt_b = np.array([b for _, b in platt])
+    dump_joblib(
+        model_path,
+        {
+            "format": MODEL_FORMAT,
+            "genres": genres,
+            "coef": coef,
+            "intercept": intercept,
+            "platt_a": platt_a,
+            "platt_b": platt_b,
+        },
+    )
+    with atomic_dir(scores_dir) as tmp:
+        for name, split in (("validation", validation), ("test", test)):
+            dump_joblib(
+                paths.split_file(tmp, name, ".joblib"),
+                {
+                    "ids": split["ids"],
+                    "Y": split["Y"],
+                    "P": calibrated(margins[name], platt_a, platt_b),
+                    "genres": genres,
+                },
+            )
+    return {"genres": len(genres), "features": coef.shape[1], "rows": train_split["X"].shape[0]}
+
+
+def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add this stage's options to ``parser``."""
+    parser.add_argument("--params", type=Path, default=paths.PARAMS, help="params file")
+    parser.add_argument("--features", type=Path, default=paths.FEATURES_DIR,
+                        help="directory written by featurize")
+    parser.add_argument("--model", type=Path, default=paths.MODEL, help="model file to write")
+    parser.add_argument("--scores", type=Path, default=paths.SCORES_DIR,
+                        help="directory for calibrated validation/test scores")
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
+    """Run the train stage."""
+    params = load_params(args.params).train
+    summary = train(params, args.features, args.model, args.scores)
+    print(
+        f"train: {summary['genres']} genre SVMs on {summary['rows']} movies x "
+        f"{summary['features']} features -> {args.model}"
+    )
