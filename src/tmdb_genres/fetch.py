@@ -50,6 +50,9 @@ class FetchReport:
     movies: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    # Filled by the source readers; written beside the snapshot/report, not in as_dict().
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    reject_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as written to ``metrics/fetch.json``."""
@@ -136,18 +139,78 @@ def canonical_movies(objects: Iterable[Any], report: FetchReport) -> list[dict[s
     return [by_id[movie_id] for movie_id in sorted(by_id)]
 
 
-def read_source(params: FetchParams, report: FetchReport) -> Iterator[Any]:
-    """Yield raw TMDB movie objects from the source ``fetch.source`` names."""
-    return read_jsonl_source(Path(params.source), report)
+TMDB_SOURCE = "tmdb"
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 
 
 def source_kind(params: FetchParams) -> str:
-    """A short name for the kind of source ``fetch.source`` names."""
+    """A short name for the kind of source ``fetch.source`` names: tmdb, csv or jsonl."""
+    if params.source == TMDB_SOURCE:
+        return "tmdb"
+    if params.source.lower().endswith(CSV_SUFFIXES):
+        return "csv"
     return "jsonl"
 
 
-def fetch(params: FetchParams, out: Path, report_path: Path) -> FetchReport:
-    """Read the source, write the canonical snapshot and the fetch report."""
+def read_source(params: FetchParams, report: FetchReport) -> Iterator[Any]:
+    """Yield raw TMDB movie objects from the source ``fetch.source`` names."""
+    kind = source_kind(params)
+    if kind == "tmdb":
+        from .tmdb_api import read_tmdb_source
+
+        return read_tmdb_source(params, report)
+    if kind == "csv":
+        from .export import read_csv_source
+
+        return read_csv_source(Path(params.source), report)
+    return read_jsonl_source(Path(params.source), report)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(params: FetchParams) -> dict[str, Any]:
+    """What identifies the source's content, without touching the network.
+
+    A file source is identified by its SHA-256; the live API by its kind alone (its query
+    is in params.yaml, which ``dvc.yaml`` tracks as params of the fetch stage).
+    """
+    kind = source_kind(params)
+    if kind == "tmdb":
+        return {"kind": kind, "source": params.source}
+    path = Path(params.source)
+    if not path.is_file():
+        raise SourceError(
+            f"fetch source {params.source!r} does not exist or is not a file",
+            "set fetch.source in params.yaml to a JSONL/CSV file (optionally .gz) or to tmdb",
+        )
+    return {"kind": kind, "source": params.source, "sha256": file_sha256(path)}
+
+
+def default_manifest(report_path: Path) -> Path:
+    """Where the manifest goes by default: beside the report (metrics/fetch_manifest.json)."""
+    return report_path.with_name(f"{report_path.stem}_manifest.json")
+
+
+def default_rejects(out: Path) -> Path:
+    """Where rejected rows go by default: beside the snapshot (data/raw/rejects.jsonl).
+
+    They hold source data, so they live with the (DVC-cached, never committed) snapshot.
+    """
+    return out.with_name("rejects.jsonl")
+
+
+def fetch(params: FetchParams, out: Path, report_path: Path,
+          manifest_path: Path | None = None, rejects_path: Path | None = None) -> FetchReport:
+    """Read the source, write the canonical snapshot, the report, manifest and rejects."""
     report = FetchReport(source_kind=source_kind(params))
     movies = canonical_movies(read_source(params, report), report)
     if not movies:
@@ -156,8 +219,14 @@ def fetch(params: FetchParams, out: Path, report_path: Path) -> FetchReport:
             f"({report.rows_read} rows read, rejects: {dict(report.rejected) or 'none'})",
             "point fetch.source at a file of TMDB movie objects",
         )
+    manifest = {"source_kind": report.source_kind, "source": params.source,
+                **report.manifest, "movies": report.movies}
+    if report.source_kind != "tmdb":
+        manifest["sha256"] = file_sha256(Path(params.source))
+    write_jsonl(rejects_path or default_rejects(out), report.reject_rows)
     write_jsonl(out, movies)
     write_json(report_path, report.as_dict())
+    write_json(manifest_path or default_manifest(report_path), manifest)
     return report
 
 
@@ -171,13 +240,29 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--report", type=Path, default=paths.FETCH_REPORT,
         help="where to write the counts of rows read, kept and rejected",
     )
+    parser.add_argument(
+        "--manifest", type=Path, default=None,
+        help="where to write what was fetched and how (default: beside --report)",
+    )
+    parser.add_argument(
+        "--rejects", type=Path, default=None,
+        help="where to write rejected rows, one JSON object each (default: beside --out)",
+    )
+    parser.add_argument(
+        "--fingerprint", type=Path, default=None, metavar="PATH",
+        help="only write the source's content fingerprint to PATH (no network) and exit",
+    )
     return parser
 
 
 def main(args: argparse.Namespace) -> None:
     """Run the fetch stage."""
     params = load_params(args.params).fetch
-    report = fetch(params, args.out, args.report)
+    if getattr(args, "fingerprint", None):
+        write_json(args.fingerprint, fingerprint(params))
+        return
+    report = fetch(params, args.out, args.report, getattr(args, "manifest", None),
+                   getattr(args, "rejects", None))
     rejected = sum(report.rejected.values())
     print(
         f"fetch: {report.movies} movies -> {args.out} "
