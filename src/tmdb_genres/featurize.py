@@ -55,15 +55,19 @@ def build_vectorizer(params: FeaturizeParams) -> Any:
     return FeatureUnion(parts)
 
 
-def strip_for_pickling(vectorizer: Any) -> Any:
-    """Drop ``stop_words_`` (the pruned-term sets) from fitted TF-IDF parts.
+# Fitted attributes that are process-specific, so pickling them would make the saved bytes
+# differ between runs: ``stop_words_`` (the pruned terms, only for introspection) is a set
+# whose order depends on the hash seed; ``_stop_words_id`` is the memory address of the
+# stop-word list, kept by scikit-learn only to warn about inconsistent stop words.
+_PROCESS_SPECIFIC = ("stop_words_", "_stop_words_id")
 
-    They are only for introspection, can be large, and are Python sets whose pickled order
-    depends on the process's hash seed, which would make the saved bytes differ run to run.
-    """
+
+def strip_for_pickling(vectorizer: Any) -> Any:
+    """Remove process-specific attributes from the fitted TF-IDF parts (see above)."""
     for _, part in vectorizer.transformer_list:
-        if hasattr(part, "stop_words_"):
-            del part.stop_words_
+        for name in _PROCESS_SPECIFIC:
+            if hasattr(part, name):
+                delattr(part, name)
     return vectorizer
 
 
@@ -97,7 +101,6 @@ def featurize(params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer
     except ValueError as exc:  # e.g. "After pruning, no terms remain"
         raise TmdbGenresError(f"TF-IDF could not be fitted: {exc}",
                               "lower featurize min_df or use a larger snapshot") from None
-    strip_for_pickling(vectorizer)
     summary: dict[str, Any] = {}
     with atomic_dir(out_dir) as tmp:
         for name, rows in splits.items():
@@ -113,7 +116,7 @@ def featurize(params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer
                 },
             )
             summary[name] = x.shape[0]
-    dump_joblib(vectorizer_path, {**recipe, "vectorizer": vectorizer})
+    dump_joblib(vectorizer_path, {**recipe, "vectorizer": strip_for_pickling(vectorizer)})
     summary["features"] = int(x.shape[1])
     return summary
 

@@ -1,0 +1,94 @@
+"""Shared fixtures: small data built in code, and the real shared TMDB data when present."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_MOVIES = SHARED_DATA / "movies.jsonl.gz"
+
+# A few words that make each toy genre learnable.
+_TOY_VOCABULARY = {
+    28: ["explosion", "chase", "fight", "mercenary", "gun"],  # Action
+    35: ["hilarious", "prank", "wacky", "jokes", "laugh"],  # Comedy
+    18: ["grief", "family", "struggle", "memory", "loss"],  # Drama
+    27: ["haunted", "ghost", "blood", "scream", "demon"],  # Horror
+    878: ["spaceship", "alien", "planet", "robot", "galaxy"],  # Science Fiction
+}
+
+
+def toy_movies(n: int = 400, seed: int = 0) -> list[dict[str, Any]]:
+    """Synthetic TMDB movie objects whose overviews carry their genres' words."""
+    rng = random.Random(seed)
+    genre_ids = sorted(_TOY_VOCABULARY)
+    movies = []
+    for movie_id in range(1, n + 1):
+        genres = rng.sample(genre_ids, rng.choice([1, 1, 2]))
+        words = [w for g in genres for w in rng.sample(_TOY_VOCABULARY[g], 3)]
+        words += rng.sample(["the", "a", "story", "of", "man", "woman", "city", "night"], 4)
+        rng.shuffle(words)
+        movies.append(
+            {
+                "id": movie_id,
+                "title": f"Movie {movie_id}",
+                "overview": " ".join(words).capitalize() + ".",
+                "genre_ids": genres,
+                "original_language": "en" if movie_id % 5 else "fr",
+                "release_date": f"{1990 + movie_id % 30}-01-01",
+                "popularity": 1.5,
+                "vote_average": 6.0,
+                "vote_count": movie_id,
+            }
+        )
+    return movies
+
+
+@pytest.fixture
+def params_data() -> dict[str, Any]:
+    """The committed params.yaml as a mapping (a fresh copy per test)."""
+    with open(ROOT / "params.yaml", encoding="utf-8") as handle:
+        return copy.deepcopy(yaml.safe_load(handle))
+
+
+@pytest.fixture
+def shared_movies() -> Path:
+    """The real TMDB snapshot beside the checkout; skips the test where it is absent."""
+    if not SHARED_MOVIES.is_file():
+        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
+                    "checkout); CI always has it")
+    return SHARED_MOVIES
+
+
+def run_toy_pipeline(root: Path, params_data: dict[str, Any], n: int = 400) -> Path:
+    """Run prepare -> featurize -> train -> evaluate on toy movies under ``root``."""
+    from tmdb_genres.evaluate import evaluate
+    from tmdb_genres.featurize import featurize
+    from tmdb_genres.io import write_jsonl
+    from tmdb_genres.params import parse_params
+    from tmdb_genres.prepare import prepare
+    from tmdb_genres.train import train
+
+    params = parse_params(params_data)
+    write_jsonl(root / "data/raw/movies.jsonl", toy_movies(n))
+    prepare(params.prepare, root / "data/raw/movies.jsonl", root / "data/prepared",
+            root / "metrics/prepare.json")
+    featurize(params.featurize, root / "data/prepared", root / "data/features",
+              root / "models/vectorizer.joblib")
+    train(params.train, root / "data/features", root / "models/model.joblib",
+          root / "data/scores")
+    evaluate(params.evaluate, root / "data/scores", root / "models/thresholds.json",
+             root / "metrics/metrics.json", root / "metrics/plots")
+    return root
+
+
+@pytest.fixture
+def toy_project(tmp_path: Path, params_data: dict[str, Any]) -> Path:
+    """A directory holding every pipeline output, built from toy movies."""
+    return run_toy_pipeline(tmp_path, params_data)

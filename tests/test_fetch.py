@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tmdb_genres.fetch import FetchReport, SourceError, canonical_movies, check_movie, fetch
+from tmdb_genres.params import FetchParams
+
+from .conftest import toy_movies
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def test_check_movie_keeps_snapshot_fields_only():
+    movie, reject = check_movie(
+        {"id": 7, "title": "T", "overview": "O", "genre_ids": [35, 18, 35], "source": "x",
+         "vote_count": None, "popularity": 2.5}
+    )
+    assert reject is None
+    assert movie == {"id": 7, "title": "T", "overview": "O", "genre_ids": [18, 35],
+                     "popularity": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("obj", "kind"),
+    [
+        ([1, 2], "not_an_object"),
+        ({"title": "T", "overview": "", "genre_ids": []}, "missing_id"),
+        ({"id": "7", "title": "T", "overview": "", "genre_ids": []}, "bad_id"),
+        ({"id": -1, "title": "T", "overview": "", "genre_ids": []}, "bad_id"),
+        ({"id": 7, "title": "T", "overview": "", "genre_ids": ["Drama"]}, "bad_genre_ids"),
+        ({"id": 7, "title": 5, "overview": "", "genre_ids": []}, "bad_title"),
+    ],
+)
+def test_check_movie_rejects_by_kind(obj, kind):
+    assert check_movie(obj) == (None, kind)
+
+
+def test_canonical_movies_dedupes_first_wins_and_sorts():
+    report = FetchReport("test")
+    movies = canonical_movies(
+        [{"id": 3, "title": "c", "overview": "", "genre_ids": []},
+         {"id": 1, "title": "a", "overview": "", "genre_ids": []},
+         {"id": 3, "title": "c2", "overview": "", "genre_ids": []}],
+        report,
+    )
+    assert [(m["id"], m["title"]) for m in movies] == [(1, "a"), (3, "c")]
+    assert report.duplicates == 1
+
+
+def test_fetch_counts_rejects_and_writes_sorted_snapshot(tmp_path: Path):
+    movies = toy_movies(20)
+    lines = [json.dumps(m) for m in reversed(movies)]
+    lines += ["{not json", json.dumps({"id": 99}), json.dumps(movies[0])]
+    source = write_lines(tmp_path / "movies.jsonl.gz", lines)
+    out, report_path = tmp_path / "raw" / "movies.jsonl", tmp_path / "fetch.json"
+    report = fetch(FetchParams(source=str(source)), out, report_path)
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [m["id"] for m in written] == list(range(1, 21))
+    saved = json.loads(report_path.read_text(encoding="utf-8"))
+    assert saved["rejected"] == {"malformed_json": 1, "missing_title": 1}
+    assert saved["duplicates"] == 1 and saved["movies"] == 20 == report.movies
+
+
+def test_fetch_is_byte_deterministic_whatever_the_input_order(tmp_path: Path):
+    movies = toy_movies(30)
+    a = write_lines(tmp_path / "a.jsonl", [json.dumps(m) for m in movies])
+    b = write_lines(tmp_path / "b.jsonl", [json.dumps(m, indent=None, sort_keys=True)
+                                           for m in reversed(movies)])
+    fetch(FetchParams(source=str(a)), tmp_path / "a.out", tmp_path / "a.json")
+    fetch(FetchParams(source=str(b)), tmp_path / "b.out", tmp_path / "b.json")
+    assert (tmp_path / "a.out").read_bytes() == (tmp_path / "b.out").read_bytes()
+
+
+def test_missing_or_useless_source_is_one_clear_error(tmp_path: Path):
+    with pytest.raises(SourceError, match="does not exist.*set fetch.source"):
+        fetch(FetchParams(source=str(tmp_path / "nope.jsonl")), tmp_path / "o", tmp_path / "r")
+    junk = write_lines(tmp_path / "junk.jsonl", ["{bad", "[]"])
+    with pytest.raises(SourceError, match="no valid movies"):
+        fetch(FetchParams(source=str(junk)), tmp_path / "o", tmp_path / "r")
+    assert not (tmp_path / "o").exists()
+
+
+def test_truncated_gzip_is_reported(tmp_path: Path):
+    good = write_lines(tmp_path / "m.jsonl.gz", [json.dumps(m) for m in toy_movies(200)])
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(good.read_bytes()[:-40])
+    with pytest.raises(SourceError, match="cannot read fetch source"):
+        fetch(FetchParams(source=str(cut)), tmp_path / "o", tmp_path / "r")
+    assert not (tmp_path / "o").exists()

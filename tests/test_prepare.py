@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from tmdb_genres.errors import TmdbGenresError
+from tmdb_genres.io import read_jsonl, write_jsonl
+from tmdb_genres.params import parse_params
+from tmdb_genres.prepare import clean, model_text, prepare, split_of
+
+from .conftest import toy_movies
+
+
+@pytest.fixture
+def params(params_data):
+    return parse_params(params_data).prepare
+
+
+def movie(movie_id, overview="A long enough overview of the film.", genre_ids=(18,), **extra):
+    return {"id": movie_id, "title": f"T{movie_id}", "overview": overview,
+            "genre_ids": list(genre_ids), **extra}
+
+
+def test_clean_drops_and_counts_each_reason(params):
+    params = dataclasses.replace(params, languages=("en",))
+    examples, counts = clean(
+        [
+            movie(1, original_language="en"),
+            movie(1, original_language="en"),
+            movie(2, overview="   ", original_language="en"),
+            movie(3, overview="Too short", original_language="en"),
+            movie(4, original_language="fr"),
+            movie(5, genre_ids=(424242,), original_language="en"),
+            movie(6, genre_ids=(18, 999), original_language="en"),
+        ],
+        params,
+    )
+    assert [e["id"] for e in examples] == [1, 6]
+    assert counts["dropped"] == {"duplicate_id": 1, "empty_overview": 1, "short_overview": 1,
+                                 "language": 1, "no_known_genre": 1}
+    assert counts["unknown_genre_ids"] == {"424242": 1, "999": 1}
+    assert examples[1]["genres"] == ["Drama"]
+
+
+def test_model_text_follows_field_choice_and_title_repeat():
+    assert model_text("Alien", " In  space\n", ("title", "overview"), 2) == "Alien . Alien . In space"
+    assert model_text("Alien", "In space", ("overview",), 3) == "In space"
+
+
+def test_split_is_stable_and_near_requested_fractions(params):
+    splits = [split_of(i, params) for i in range(1, 20001)]
+    assert splits == [split_of(i, params) for i in range(1, 20001)]
+    share = {name: splits.count(name) / len(splits) for name in set(splits)}
+    assert share["test"] == pytest.approx(params.test_fraction, abs=0.01)
+    assert share["validation"] == pytest.approx(params.validation_fraction, abs=0.01)
+    other_salt = dataclasses.replace(params, split_salt="other")
+    assert splits != [split_of(i, other_salt) for i in range(1, 20001)]
+
+
+def test_split_does_not_move_when_snapshot_grows(tmp_path: Path, params):
+    movies = toy_movies(300)
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, movies[:200])
+    prepare(params, snapshot, tmp_path / "a", tmp_path / "a.json")
+    write_jsonl(snapshot, movies)
+    prepare(params, snapshot, tmp_path / "b", tmp_path / "b.json")
+    for name in ("train", "validation", "test"):
+        before = {r["id"]: r for r in read_jsonl(tmp_path / "a" / f"{name}.jsonl")}
+        after = {r["id"]: r for r in read_jsonl(tmp_path / "b" / f"{name}.jsonl")}
+        assert before and all(after[i] == row for i, row in before.items())
+
+
+def test_prepare_writes_splits_recipe_and_report(tmp_path: Path, params):
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, toy_movies(300))
+    report = prepare(params, snapshot, tmp_path / "prepared", tmp_path / "prepare.json")
+    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == [
+        "test.jsonl", "text_recipe.json", "train.jsonl", "validation.jsonl"]
+    saved = json.loads((tmp_path / "prepare.json").read_text(encoding="utf-8"))
+    assert saved == report
+    assert sum(s["rows"] for s in saved["splits"].values()) == saved["rows_out"] == 300
+
+
+def test_prepare_errors_are_one_line(tmp_path: Path, params):
+    with pytest.raises(TmdbGenresError, match="run `dvc repro fetch` first"):
+        prepare(params, tmp_path / "missing.jsonl", tmp_path / "p", tmp_path / "r.json")
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, toy_movies(3))
+    with pytest.raises(TmdbGenresError, match="is empty"):
+        prepare(params, snapshot, tmp_path / "p", tmp_path / "r.json")
+    assert not (tmp_path / "p").exists()
