@@ -126,6 +126,16 @@ Updating lock file 'dvc.lock'
     assert rp.parse_repro_log("Data and pipelines are up to date.\n").empty
 
 
+def test_always_changed_stages_are_listed_apart() -> None:
+    dvc_yaml = {"stages": {"source": {"cmd": "x", "always_changed": True}, "fetch": {"cmd": "y"}}}
+    always = rp.always_changed_stages(dvc_yaml)
+    assert always == ["source"]
+    runs = rp.parse_repro_log("Running stage 'source':\nRunning stage 'evaluate':\n", always)
+    assert runs.ran == ["evaluate"] and runs.always == ["source"]
+    text = rp.render_stages(runs)
+    assert "- **ran**: `evaluate`" in text and "- **always run**" in text and "`source`" in text
+
+
 def test_pull_request_from_event_detects_forks() -> None:
     assert rp.pull_request_from_event(pr_event(REPO, 7)) == rp.PullRequest(REPO, 7, False)
     assert rp.pull_request_from_event(pr_event(REPO, 7, head_repo="eve/tmdb-genres")).is_fork

@@ -102,6 +102,7 @@ class StageRuns:
     """What ``dvc repro`` did with each stage, in the order it reported them."""
 
     ran: list[str] = field(default_factory=list)
+    always: list[str] = field(default_factory=list)  # always_changed stages (cheap checks)
     restored: list[str] = field(default_factory=list)  # from the run cache
     unchanged: list[str] = field(default_factory=list)
 
@@ -113,7 +114,7 @@ class StageRuns:
     @property
     def empty(self) -> bool:
         """True when the log named no stage at all."""
-        return not (self.ran or self.restored or self.unchanged)
+        return not (self.ran or self.always or self.restored or self.unchanged)
 
 
 @dataclass
@@ -198,19 +199,32 @@ def parse_params_diff(diff: Mapping[str, Any]) -> list[ParamChange]:
     return changes
 
 
-def parse_repro_log(text: str) -> StageRuns:
-    """Which stages a saved ``dvc repro`` output says ran, were unchanged or came from cache."""
+def parse_repro_log(text: str, always: Iterable[str] = ()) -> StageRuns:
+    """Which stages a saved ``dvc repro`` output says ran, were unchanged or came from cache.
+
+    Stages named in ``always`` (``always_changed: true`` in dvc.yaml) run on every repro, so
+    they are listed apart from the stages that ran because their inputs changed.
+    """
+    always = set(always)
     runs = StageRuns()
     for raw in text.splitlines():
         line = raw.strip()
         for kind, pattern in _REPRO_PATTERNS:
             match = pattern.match(line)
             if match:
-                names = getattr(runs, kind)
+                names = runs.always if kind == "ran" and match["stage"] in always \
+                    else getattr(runs, kind)
                 if match["stage"] not in names:
                     names.append(match["stage"])
                 break
     return runs
+
+
+def always_changed_stages(dvc_yaml: Mapping[str, Any]) -> list[str]:
+    """Names of the stages of a parsed ``dvc.yaml`` that declare ``always_changed: true``."""
+    stages = dvc_yaml.get("stages") or {}
+    return [name for name, stage in stages.items()
+            if isinstance(stage, Mapping) and stage.get("always_changed") is True]
 
 
 def pull_request_from_event(event: Mapping[str, Any]) -> PullRequest | None:
@@ -371,6 +385,8 @@ def render_stages(stages: StageRuns | None) -> str:
         return ", ".join(f"`{s}`" for s in items) if items else "none"
 
     lines = [f"- **ran**: {names(stages.ran)}", f"- **reused**: {names(stages.unchanged)}"]
+    if stages.always:
+        lines.append(f"- **always run** (`always_changed` checks): {names(stages.always)}")
     if stages.restored:
         lines.append(f"- **restored from the run cache**: {names(stages.restored)}")
     return "### Stages\n\n" + "\n".join(lines)
@@ -452,6 +468,17 @@ def lock_status(cwd: Path, lock: str = "dvc.lock") -> str:
     if _run(["git", "ls-files", "--error-unmatch", "--", lock], cwd).returncode:
         return "untracked"
     return "modified" if _run(["git", "diff", "--quiet", "--", lock], cwd).returncode else "clean"
+
+
+def read_always_changed(path: Path) -> list[str]:
+    """The ``always_changed`` stages of a ``dvc.yaml`` ([] when it is missing or unreadable)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    return always_changed_stages(data) if isinstance(data, Mapping) else []
 
 
 def append_step_summary(path: str | None, text: str) -> None:
@@ -568,7 +595,8 @@ def collect(args: argparse.Namespace, env: Mapping[str, str]) -> ReportData:
     stages = None
     if args.repro_log is not None:
         try:
-            stages = parse_repro_log(Path(args.repro_log).read_text(encoding="utf-8"))
+            stages = parse_repro_log(Path(args.repro_log).read_text(encoding="utf-8"),
+                                     always=read_always_changed(cwd / "dvc.yaml"))
         except OSError as exc:
             raise TmdbGenresError(f"cannot read the dvc repro log {args.repro_log}: "
                                   f"{exc.strerror}", "save `dvc repro` output with tee") from exc
