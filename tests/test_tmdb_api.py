@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from tmdb_genres import cli
+from tmdb_genres.fetch import fetch
+from tmdb_genres.io import read_json, read_jsonl
+from tmdb_genres.params import parse_params
+from tmdb_genres.tmdb_api import (
+    MAX_RESULTS,
+    TOKEN_URL,
+    ApiError,
+    Window,
+    credentials_from_env,
+)
+
+from .ingest_helpers import TOKEN, fetch_params, running, synthetic_movies, write_params
+
+
+def params(params_data, **overrides):
+    data = dict(params_data)
+    data["fetch"] = fetch_params(**overrides)
+    return parse_params(data).fetch
+
+
+def pull(tmp_path, monkeypatch, server, fetch_section, token=TOKEN):
+    """Run the fetch stage in-process against ``server``; return (movies, manifest)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMDB_API_BASE", server.base_url)
+    monkeypatch.setenv("TMDB_API_TOKEN", token)
+    monkeypatch.delenv("TMDB_API_KEY", raising=False)
+    fetch(fetch_section, Path("data/raw/movies.jsonl"), Path("metrics/fetch.json"))
+    return read_jsonl("data/raw/movies.jsonl"), read_json("metrics/fetch_manifest.json")
+
+
+def expected(movies):
+    return sorted(m["id"] for m in movies)
+
+
+def test_credentials_come_from_the_environment_only():
+    creds = credentials_from_env({"TMDB_API_TOKEN": "abc", "TMDB_API_KEY": "k"})
+    assert creds.variable == "TMDB_API_TOKEN" and "abc" not in repr(creds)
+    assert creds.auth() == ({"Authorization": "Bearer abc"}, {})
+    key = credentials_from_env({"TMDB_API_KEY": "k", "TMDB_API_BASE": "http://x/3/"})
+    assert key.auth() == ({}, {"api_key": "k"}) and key.base == "http://x/3"
+    with pytest.raises(ApiError) as missing:
+        credentials_from_env({})
+    assert "TMDB_API_TOKEN" in str(missing.value) and TOKEN_URL in str(missing.value)
+
+
+def test_windows_split_into_two_halves_that_cover_the_range():
+    low, high = Window("", "2000-01-01", "2000-01-04").halves()
+    assert (low.gte, low.lte, high.gte, high.lte) == (
+        "2000-01-01", "2000-01-02", "2000-01-03", "2000-01-04")
+
+
+def test_pull_with_languages_votes_and_limit(tmp_path, monkeypatch, params_data):
+    movies = synthetic_movies(300)
+    with running(movies) as server:
+        got, manifest = pull(tmp_path, monkeypatch, server,
+                             params(params_data, languages=["fr"], min_vote_count=5))
+        want = [m for m in movies if m["original_language"] == "fr" and m["vote_count"] >= 5]
+        assert [m["id"] for m in got] == expected(want)
+        assert manifest["query"]["languages"] == ["fr"]
+        capped, _ = pull(tmp_path / "b", monkeypatch, server, params(params_data, max_movies=7))
+        assert len(capped) == 7
+
+
+def test_window_over_the_cap_is_split_and_complete(tmp_path, monkeypatch, params_data):
+    movies = synthetic_movies(MAX_RESULTS + 500, days=400)
+    with running(movies) as server:
+        got, manifest = pull(tmp_path, monkeypatch, server, params(params_data))
+    assert [m["id"] for m in got] == expected(movies)
+    assert manifest["window_splits"] >= 1 and manifest["windows"] >= 2
+    assert manifest["results_short_of_total"] == 0
+
+
+def test_checkpoints_make_a_rerun_offline(tmp_path, monkeypatch, params_data):
+    movies = synthetic_movies(500)
+    with running(movies) as server:
+        first, _ = pull(tmp_path, monkeypatch, server, params(params_data))
+        before = server.stats.requests
+        again, manifest = pull(tmp_path, monkeypatch, server, params(params_data))
+        assert again == first
+        assert server.stats.requests - before == 1  # the credentials check only
+        assert manifest["windows_resumed"] == manifest["windows"]
+        fresh, _ = pull(tmp_path, monkeypatch, server, params(params_data, snapshot="new"))
+        assert server.stats.requests - before > 2 and fresh == first
+
+
+def test_faults_and_retry_after_do_not_change_the_snapshot(tmp_path, monkeypatch, params_data):
+    movies = synthetic_movies(1000)
+    with running(movies) as server:
+        clean, _ = pull(tmp_path / "a", monkeypatch, server, params(params_data))
+    with running(movies, fault_rate=0.3, seed=3, slow_seconds=1.0) as server:
+        faulty, manifest = pull(tmp_path / "b", monkeypatch, server, params(params_data))
+    assert faulty == clean
+    assert manifest["retries"] > 0 and set(manifest["retries_by_kind"]) >= {"http_429"}
+
+
+def test_token_is_never_written(tmp_path, monkeypatch, params_data):
+    with running(synthetic_movies(100)) as server:
+        pull(tmp_path, monkeypatch, server, params(params_data))
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+def run_cli(tmp_path, monkeypatch, capsys, base, token, params_data, **overrides):
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, params_data, **overrides)
+    monkeypatch.setenv("TMDB_API_BASE", base)
+    monkeypatch.setenv("TMDB_API_TOKEN", token)
+    status = cli.main(["fetch", "--params", "params.yaml"])
+    return status, capsys.readouterr().err.strip()
+
+
+def test_wrong_token_is_one_line_naming_the_variable(tmp_path, monkeypatch, capsys,
+                                                     params_data):
+    with running(synthetic_movies(10)) as server:
+        status, err = run_cli(tmp_path, monkeypatch, capsys, server.base_url, "wrong-token",
+                              params_data)
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "TMDB_API_TOKEN" in err and TOKEN_URL in err and "wrong-token" not in err
+    assert not (tmp_path / "data/raw/movies.jsonl").exists()
+
+
+def test_dead_server_is_one_line_saying_what_was_fetched(tmp_path, monkeypatch, capsys,
+                                                         params_data):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    status, err = run_cli(tmp_path, monkeypatch, capsys, f"http://127.0.0.1:{port}/3", TOKEN,
+                          params_data, max_retries=1)
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "cannot connect" in err and "fetched so far" in err and TOKEN not in err
+
+
+def test_missing_credentials_is_one_line(tmp_path, monkeypatch, capsys, params_data):
+    monkeypatch.delenv("TMDB_API_KEY", raising=False)
+    status, err = run_cli(tmp_path, monkeypatch, capsys, "http://127.0.0.1:9/3", "",
+                          params_data)
+    assert status == 2 and len(err.splitlines()) == 1 and "TMDB_API_TOKEN" in err
+
+
+def test_fingerprint_needs_no_network(tmp_path, monkeypatch, params_data):
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, params_data)
+    assert cli.main(["fetch", "--fingerprint", "fp.json"]) == 0
+    assert json.loads((tmp_path / "fp.json").read_text()) == {"kind": "tmdb", "source": "tmdb"}
