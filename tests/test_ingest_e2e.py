@@ -1,0 +1,153 @@
+"""End to end: the live path over loopback HTTP, kill -9, and `dvc repro` with zero requests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tmdb_genres import emulator
+from tmdb_genres.io import read_json, write_jsonl
+
+from .conftest import ROOT
+from .ingest_helpers import TOKEN, running, synthetic_movies, write_params
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+
+
+def stage_env(server) -> dict[str, str]:
+    env = dict(os.environ, TMDB_API_BASE=server.base_url, TMDB_API_TOKEN=TOKEN)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("TMDB_API_KEY", None)
+    return env
+
+
+def fetch_cmd() -> list[str]:
+    return [sys.executable, "-m", "tmdb_genres", "fetch", "--params", "params.yaml"]
+
+
+@pytest.fixture(scope="module")
+def shared_server_movies():
+    from .conftest import SHARED_MOVIES
+
+    if not SHARED_MOVIES.is_file():
+        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
+                    "checkout); CI always has it")
+    return emulator.load_movies(SHARED_MOVIES)
+
+
+@pytest.fixture(scope="module")
+def file_snapshot(tmp_path_factory, shared_server_movies) -> bytes:
+    """The snapshot the file source gives for the shared data: what a full pull must equal."""
+    from .conftest import SHARED_MOVIES
+
+    root = tmp_path_factory.mktemp("file")
+    subprocess.run([sys.executable, "-m", "tmdb_genres", "fetch", "--params",
+                    str(write_params(root, _base(), source=str(SHARED_MOVIES)))],
+                   cwd=root, check=True, capture_output=True)
+    return (root / "data/raw/movies.jsonl").read_bytes()
+
+
+def _base():
+    import yaml
+
+    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+
+def test_full_pull_through_faults_equals_clean_pull(tmp_path, shared_server_movies,
+                                                    file_snapshot):
+    snapshots = {}
+    for rate in (0.0, 0.12):
+        root = tmp_path / str(rate)
+        root.mkdir()
+        write_params(root, _base())
+        with running(shared_server_movies, fault_rate=rate, seed=7,
+                     slow_seconds=0.8) as server:
+            subprocess.run(fetch_cmd(), cwd=root, env=stage_env(server), check=True,
+                           capture_output=True)
+            faults, requests = server.stats.faults, server.stats.requests
+        snapshots[rate] = (root / "data/raw/movies.jsonl").read_bytes()
+        manifest = read_json(root / "metrics/fetch_manifest.json")
+        assert manifest["movies"] == len(shared_server_movies)
+        if rate:
+            assert faults >= 0.1 * requests and manifest["retries"] == faults
+    assert snapshots[0.0] == snapshots[0.12] == file_snapshot
+
+
+def test_killed_fetch_resumes_and_never_leaves_a_partial_snapshot(tmp_path,
+                                                                  shared_server_movies,
+                                                                  file_snapshot):
+    write_params(tmp_path, _base(), requests_per_second=150, concurrency=2)
+    snapshot = tmp_path / "data/raw/movies.jsonl"
+    with running(shared_server_movies) as server:
+        proc = subprocess.Popen(fetch_cmd(), cwd=tmp_path, env=stage_env(server),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        checkpoints = tmp_path / "data/cache/tmdb"
+        deadline = time.monotonic() + 60
+        while not list(checkpoints.glob("*/windows/*.json")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no window was checkpointed in time"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "the fetch finished before it was killed"
+        assert not snapshot.exists()
+        assert not list(snapshot.parent.glob("*movies.jsonl*"))
+        done = len(list(checkpoints.glob("*/windows/*.json")))
+        requests_before = server.stats.requests
+        subprocess.run(fetch_cmd(), cwd=tmp_path, env=stage_env(server), check=True,
+                       capture_output=True)
+        resumed_requests = server.stats.requests - requests_before
+    manifest = read_json(tmp_path / "metrics/fetch_manifest.json")
+    assert manifest["windows_resumed"] >= done >= 1
+    assert resumed_requests < 600  # a clean full pull takes about 597
+    assert snapshot.read_bytes() == file_snapshot
+
+
+def dvc(root: Path, env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([str(BIN / "dvc"), *args], cwd=root, env=env, text=True,
+                            capture_output=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_noop_dvc_repro_makes_no_request(tmp_path):
+    root = tmp_path / "project"
+    for path in ("dvc.yaml", "src/tmdb_genres/fetch.py", "src/tmdb_genres/export.py",
+                 "src/tmdb_genres/tmdb_api.py"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, root / path)
+    write_params(root, _base())
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    movies = synthetic_movies(300)
+    with running(movies) as server:
+        env = stage_env(server)
+        dvc(root, env, "init", "-q")
+        dvc(root, env, "repro", "fetch")
+        first = server.stats.requests
+        assert first > 1 and (root / "data/raw/movies.jsonl").is_file()
+        out = dvc(root, env, "repro", "fetch")
+        assert server.stats.requests == first, out
+        assert "Stage 'fetch' didn't change" in out
+        # A client knob is not a reason to refetch; a new snapshot label is.
+        write_params(root, _base(), concurrency=2)
+        dvc(root, env, "repro", "fetch")
+        assert server.stats.requests == first
+        write_params(root, _base(), snapshot="refresh")
+        dvc(root, env, "repro", "fetch")
+        assert server.stats.requests > first
+        # A file source still reruns fetch when (and only when) its content changes.
+        source = root / "movies.jsonl"
+        write_jsonl(source, movies[:100])
+        write_params(root, _base(), source="movies.jsonl")
+        dvc(root, env, "repro", "fetch")
+        assert "didn't change" in dvc(root, env, "repro", "fetch")
+        write_jsonl(source, movies[:120])
+        assert "Running stage 'fetch'" in dvc(root, env, "repro", "fetch")
+        assert read_json(root / "metrics/fetch.json")["movies"] == 120
