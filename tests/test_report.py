@@ -66,8 +66,11 @@ def report_data(**overrides: Any) -> rp.ReportData:
         "metrics": rp.parse_metrics_diff(dvc_metrics_diff(BASE, HEAD)),
         "params": rp.parse_params_diff(
             {"params.yaml": {"evaluate.threshold": {"old": 0.3, "new": 0.35}}}),
-        "stages": rp.StageRuns(ran=["evaluate"], unchanged=["fetch", "prepare"],
-                               restored=["featurize", "train"]),
+        "stages": rp.parse_repro_log(
+            "Stage 'fetch' didn't change, skipping\nStage 'prepare' didn't change, skipping\n"
+            "Stage 'featurize' is cached - skipping run, checking out outputs\n"
+            "Stage 'train' is cached - skipping run, checking out outputs\n"
+            "Running stage 'evaluate':\n"),
         "lock_status": "clean",
         "run_url": "https://github.com/octo/tmdb-genres/actions/runs/42",
         "artifact_url": "https://github.com/octo/tmdb-genres/actions/runs/42/artifacts/9",
@@ -122,7 +125,7 @@ Updating lock file 'dvc.lock'
     assert runs.ran == ["evaluate"]
     assert runs.unchanged == ["fetch", "prepare", "train"]
     assert runs.restored == ["featurize"]
-    assert runs.reused == ["fetch", "prepare", "train", "featurize"]
+    assert runs.reused == ["fetch", "prepare", "featurize", "train"]
     assert rp.parse_repro_log("Data and pipelines are up to date.\n").empty
 
 
@@ -185,8 +188,8 @@ def test_report_params_stages_lock_and_links() -> None:
     body = rp.render_report(report_data())
     assert "| `evaluate.threshold` | 0.3000 | 0.3500 |" in body
     assert "- **ran**: `evaluate`" in body
-    assert "- **reused**: `fetch`, `prepare`" in body
-    assert "- **restored from the run cache**: `featurize`, `train`" in body
+    assert "- **reused**: `fetch`, `prepare`, `featurize`, `train`" in body
+    assert "  - of which restored from the run cache: `featurize`, `train`" in body
     assert "The committed `dvc.lock` is up to date" in body
     assert "[Plots and artifacts](https://github.com/octo/tmdb-genres/actions/runs/42/" in body
 
@@ -215,6 +218,8 @@ def test_report_edge_cases_render() -> None:
 def test_format_value_escapes_and_truncate_limits() -> None:
     assert rp.format_value("a|b") == "`a\\|b`"
     assert rp.format_value(None) == "—"
+    counts = rp.MetricChange("m.json", ("test", "rows"), 100.0, 120.0)
+    assert rp.format_delta(counts) == "+20.0000"  # no better/worse mark for a count
     assert rp.format_value(True) == "true"
     assert rp.format_value({"Documentary": 0.5}) == '`{"Documentary": 0.5}`'
     cut = rp.truncate("x" * 100, limit=60)

@@ -45,6 +45,8 @@ HEADLINE: tuple[str, ...] = (
     "subset_accuracy",
 )
 LOWER_IS_BETTER = frozenset({"hamming_loss"})
+# Metric names whose direction is known: higher is better (lower for LOWER_IS_BETTER).
+_SCORE_NAME = re.compile(r"(f1|precision|recall|accuracy)$")
 PER_GENRE_KEY = "per_genre"
 
 # GitHub refuses comments longer than this many characters.
@@ -105,11 +107,13 @@ class StageRuns:
     always: list[str] = field(default_factory=list)  # always_changed stages (cheap checks)
     restored: list[str] = field(default_factory=list)  # from the run cache
     unchanged: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # every stage, as the log named them
 
     @property
     def reused(self) -> list[str]:
-        """Stages that did not run: unchanged or restored from the run cache."""
-        return self.unchanged + self.restored
+        """Stages that did not run (unchanged or restored from the run cache), in log order."""
+        reused = set(self.unchanged) | set(self.restored)
+        return [s for s in self.order if s in reused]
 
     @property
     def empty(self) -> bool:
@@ -216,6 +220,8 @@ def parse_repro_log(text: str, always: Iterable[str] = ()) -> StageRuns:
                     else getattr(runs, kind)
                 if match["stage"] not in names:
                     names.append(match["stage"])
+                if match["stage"] not in runs.order:
+                    runs.order.append(match["stage"])
                 break
     return runs
 
@@ -282,10 +288,15 @@ def format_delta(change: MetricChange) -> str:
         return "new" if change.old is None else "removed"
     if not change.changed:
         return "0"
-    better = (delta < 0) if change.key[-1] in LOWER_IS_BETTER else (delta > 0)
-    mark = "🟢" if better else "🔴"
     text = f"{delta:+.4f}" if abs(delta) < 1000 else f"{delta:+,.0f}"
-    return f"{text} {mark}"
+    name = change.key[-1] if change.key else ""
+    if name in LOWER_IS_BETTER:
+        better = delta < 0
+    elif _SCORE_NAME.search(name):
+        better = delta > 0
+    else:
+        return text  # a count or a rate with no better direction
+    return f"{text} {'🟢' if better else '🔴'}"
 
 
 def _label(key: tuple[str, ...]) -> str:
@@ -355,7 +366,8 @@ def render_metrics(data: ReportData) -> str:
                  for genre, m, s in changed_genres)))
         else:
             parts.append(title)
-    others = [m for m in metrics if id(m) not in shown and m.changed]
+    others = sorted((m for m in metrics if id(m) not in shown and m.changed),
+                    key=lambda m: (m.file, m.key))
     if others:
         rows = ((f"`{m.file}`", _label(m.key), format_value(m.old), format_value(m.new),
                  format_delta(m)) for m in others)
@@ -384,11 +396,11 @@ def render_stages(stages: StageRuns | None) -> str:
     def names(items: list[str]) -> str:
         return ", ".join(f"`{s}`" for s in items) if items else "none"
 
-    lines = [f"- **ran**: {names(stages.ran)}", f"- **reused**: {names(stages.unchanged)}"]
+    lines = [f"- **ran**: {names(stages.ran)}", f"- **reused**: {names(stages.reused)}"]
+    if stages.restored:
+        lines.append(f"  - of which restored from the run cache: {names(stages.restored)}")
     if stages.always:
         lines.append(f"- **always run** (`always_changed` checks): {names(stages.always)}")
-    if stages.restored:
-        lines.append(f"- **restored from the run cache**: {names(stages.restored)}")
     return "### Stages\n\n" + "\n".join(lines)
 
 
