@@ -189,14 +189,17 @@ def open_pull_request(origin: Origin, branch: str, edit: Any, tmp: Path) -> Path
 
 
 def run_pull_request(origin: Origin, clone: Path, number: int) -> tuple[str, rp.StageRuns]:
-    """Run the source, repro and report steps for PR ``number``; return (comment, stages)."""
+    """Run the pipeline job's steps for PR ``number``; return (comment, stages)."""
     tmp = clone.parent / f"runner-{clone.name}"
     env = runner_env(tmp, clone, origin.github, pr_event(REPO, number))
-    for step_id in ("source", "repro", "report"):
+    for step_id in ("source", "repro", "collect-plots", "report"):
         result = origin.runner.run(step_id, clone, env)
         assert result.returncode == 0, f"{step_id}:\n{result.stdout}\n{result.stderr}"
         if step_id == "source":
             assert "available=true" in (tmp / "output").read_text()
+    # what the upload step sends: the plots and the base-vs-head plots page
+    assert (tmp / "artifacts" / "plots-vs-base" / "index.html").is_file()
+    assert any((tmp / "artifacts" / "plots").iterdir())
     assert f"report: created the comment on {REPO}#{number}" in result.stdout
     comments = origin.github.comments[(REPO, number)]
     assert len(comments) == 1
