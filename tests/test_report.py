@@ -349,8 +349,9 @@ def _git(cwd: Path, *args: str) -> None:
 
 
 @pytest.fixture
-def tiny_dvc_repo(tmp_path: Path) -> Path:
+def tiny_dvc_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A git+dvc repo whose main has a metric and a param, and whose worktree changes both."""
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")  # dvc must not phone home from tests
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
