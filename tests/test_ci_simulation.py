@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.github_fake import FakeGitHub, pr_event
 from tests.workflow_steps import ROOT, bash_command, find_step, load_workflow
@@ -69,6 +70,14 @@ def set_param(params: Path, section: str, key: str, value: str) -> None:
     new, count = pattern.subn(rf"\g<1> {value}\g<2>", text, count=1)
     assert count == 1, f"{section}.{key} not found in params.yaml"
     params.write_text(new, encoding="utf-8")
+
+
+def point_fetch_at(params: Path, source: Path) -> None:
+    """Set ``fetch.source`` (and ``fetch.watch``, the path dvc watches, when present)."""
+    set_param(params, "fetch", "source", str(source))
+    fetch = yaml.safe_load(params.read_text(encoding="utf-8"))["fetch"]
+    if "watch" in fetch:
+        set_param(params, "fetch", "watch", str(source))
 
 
 @dataclass
@@ -153,7 +162,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Orig
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(src, dst)
-    set_param(repo / "params.yaml", "fetch", "source", str(sample))
+    point_fetch_at(repo / "params.yaml", sample)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "ci@example.com")
     git(repo, "config", "user.name", "CI simulation")
