@@ -52,6 +52,7 @@ def fetch_params(**overrides: Any) -> dict[str, Any]:
     """A ``fetch`` section for tests: the live API, no rate limit, short timeouts."""
     section: dict[str, Any] = {
         "source": "tmdb",
+        "watch": "src/tmdb_genres/tmdb_api.py",
         "snapshot": "test",
         "release_date_gte": "1874-01-01",
         "release_date_lte": "2022-12-31",
@@ -70,6 +71,8 @@ def fetch_params(**overrides: Any) -> dict[str, Any]:
 def write_params(root: Path, base: dict[str, Any], **fetch_overrides: Any) -> Path:
     """Write ``params.yaml`` under ``root`` with the test fetch section."""
     data = dict(base)
+    if "source" in fetch_overrides and "watch" not in fetch_overrides:
+        fetch_overrides["watch"] = fetch_overrides["source"]  # a file source watches itself
     data["fetch"] = fetch_params(**fetch_overrides)
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

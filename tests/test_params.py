@@ -75,3 +75,14 @@ def test_missing_and_invalid_files(tmp_path: Path):
     bad.write_text(yaml.safe_dump(["not", "a", "mapping"]), encoding="utf-8")
     with pytest.raises(ParamsError, match="must be a mapping"):
         load_params(bad)
+
+
+def test_watch_must_follow_a_file_source(params_data):
+    params_data["fetch"]["source"] = "other.jsonl.gz"
+    with pytest.raises(ParamsError, match="fetch.watch must be the same path as fetch.source"):
+        parse_params(params_data)
+    params_data["fetch"].update(source="tmdb", watch="tmdb")
+    with pytest.raises(ParamsError, match="set fetch.watch: src/tmdb_genres/tmdb_api.py"):
+        parse_params(params_data)
+    params_data["fetch"]["watch"] = "src/tmdb_genres/tmdb_api.py"
+    assert parse_params(params_data).fetch.source == "tmdb"

@@ -146,10 +146,3 @@ def test_missing_credentials_is_one_line(tmp_path, monkeypatch, capsys, params_d
     status, err = run_cli(tmp_path, monkeypatch, capsys, "http://127.0.0.1:9/3", "",
                           params_data)
     assert status == 2 and len(err.splitlines()) == 1 and "TMDB_API_TOKEN" in err
-
-
-def test_fingerprint_needs_no_network(tmp_path, monkeypatch, params_data):
-    monkeypatch.chdir(tmp_path)
-    write_params(tmp_path, params_data)
-    assert cli.main(["fetch", "--fingerprint", "fp.json"]) == 0
-    assert json.loads((tmp_path / "fp.json").read_text()) == {"kind": "tmdb", "source": "tmdb"}

@@ -177,24 +177,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(params: FetchParams) -> dict[str, Any]:
-    """What identifies the source's content, without touching the network.
-
-    A file source is identified by its SHA-256; the live API by its kind alone (its query
-    is in params.yaml, which ``dvc.yaml`` tracks as params of the fetch stage).
-    """
-    kind = source_kind(params)
-    if kind == "tmdb":
-        return {"kind": kind, "source": params.source}
-    path = Path(params.source)
-    if not path.is_file():
-        raise SourceError(
-            f"fetch source {params.source!r} does not exist or is not a file",
-            "set fetch.source in params.yaml to a JSONL/CSV file (optionally .gz) or to tmdb",
-        )
-    return {"kind": kind, "source": params.source, "sha256": file_sha256(path)}
-
-
 def default_manifest(report_path: Path) -> Path:
     """Where the manifest goes by default: beside the report (metrics/fetch_manifest.json)."""
     return report_path.with_name(f"{report_path.stem}_manifest.json")
@@ -248,19 +230,12 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--rejects", type=Path, default=None,
         help="where to write rejected rows, one JSON object each (default: beside --out)",
     )
-    parser.add_argument(
-        "--fingerprint", type=Path, default=None, metavar="PATH",
-        help="only write the source's content fingerprint to PATH (no network) and exit",
-    )
     return parser
 
 
 def main(args: argparse.Namespace) -> None:
     """Run the fetch stage."""
     params = load_params(args.params).fetch
-    if getattr(args, "fingerprint", None):
-        write_json(args.fingerprint, fingerprint(params))
-        return
     report = fetch(params, args.out, args.report, getattr(args, "manifest", None),
                    getattr(args, "rejects", None))
     rejected = sum(report.rejected.values())

@@ -31,6 +31,7 @@ class FetchParams:
     """
 
     source: str
+    watch: str = ""
     snapshot: str = "default"
     release_date_gte: str = "1874-01-01"
     release_date_lte: str = "2022-12-31"
@@ -265,8 +266,21 @@ def _fetch(s: _Section) -> FetchParams:
     source = s.string("source")
     if source.lower() == "tmdb":
         source = "tmdb"
+    watch = s.string("watch")
+    if source != "tmdb" and watch != source:
+        raise ParamsError(
+            f"params.yaml: fetch.watch must be the same path as fetch.source ({source!r}) "
+            f"for a file source, got {watch!r}",
+            "set fetch.watch to that path, so that `dvc repro` refetches when the file changes",
+        )
+    if source == "tmdb" and watch == "tmdb":
+        raise ParamsError(
+            "params.yaml: fetch.watch must name an existing file, got 'tmdb'",
+            "for the live API set fetch.watch: src/tmdb_genres/tmdb_api.py",
+        )
     return FetchParams(
         source=source,
+        watch=watch,
         snapshot=optional("snapshot", lambda k: _label(s, k)),
         release_date_gte=gte,
         release_date_lte=lte,
