@@ -88,7 +88,16 @@ def run_toy_pipeline(root: Path, params_data: dict[str, Any], n: int = 400) -> P
     return root
 
 
+@pytest.fixture(scope="session")
+def _toy_outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with open(ROOT / "params.yaml", encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    return run_toy_pipeline(tmp_path_factory.mktemp("toy"), data)
+
+
 @pytest.fixture
-def toy_project(tmp_path: Path, params_data: dict[str, Any]) -> Path:
-    """A directory holding every pipeline output, built from toy movies."""
-    return run_toy_pipeline(tmp_path, params_data)
+def toy_project(tmp_path: Path, _toy_outputs: Path) -> Path:
+    """A private copy of every pipeline output, built once from toy movies."""
+    import shutil
+
+    return Path(shutil.copytree(_toy_outputs, tmp_path / "project"))

@@ -31,13 +31,10 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
     name = path.name.removesuffix(".gz")
     with open_text(path) as handle:
         if name.endswith(".csv"):
-            sample = handle.read(65536)
+            header = handle.readline()
             handle.seek(0)
-            try:
-                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-            except csv.Error:
-                dialect = csv.excel
-            reader = csv.DictReader(handle, dialect=dialect)
+            delimiter = max(",;\t|", key=header.count)  # the header has no free text
+            reader = csv.DictReader(handle, delimiter=delimiter)
             if not reader.fieldnames or not {"title", "overview"} & {
                 f.strip().lower() for f in reader.fieldnames
             }:

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tmdb_genres.evaluate import (
+    choose_thresholds,
+    evaluate,
+    multilabel_metrics,
+    tune_threshold,
+)
+from tmdb_genres.params import parse_params
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import f1_score, hamming_loss, precision_score
+
+    rng = np.random.default_rng(1)
+    y = rng.random((200, 5)) < 0.3
+    d = rng.random((200, 5)) < 0.3
+    m = multilabel_metrics(y, d, list("abcde"))
+    for average in ("micro", "macro", "weighted", "samples"):
+        expected = f1_score(y, d, average=average, zero_division=0)
+        assert m[f"{average}_f1"] == pytest.approx(expected, abs=1e-4)
+    assert m["micro_precision"] == pytest.approx(precision_score(y, d, average="micro"), abs=1e-4)
+    assert m["hamming_loss"] == pytest.approx(hamming_loss(y, d), abs=1e-4)
+    assert m["per_genre"]["a"]["support"] == int(y[:, 0].sum())
+
+
+def test_tuned_threshold_separates_classes():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
+    assert 0.3 < tune_threshold(y, p, fallback=0.5) <= 0.6
+
+
+def test_choose_thresholds_modes_and_overrides(params_data):
+    y = np.array([[0, 1]] * 3 + [[1, 0]] * 3)
+    p = np.array([[0.1, 0.9]] * 3 + [[0.7, 0.2]] * 3)
+    params_data["evaluate"].update(mode="fixed", threshold=0.4, per_genre={"Drama": 0.8})
+    fixed = choose_thresholds(parse_params(params_data).evaluate, ["Action", "Drama"], y, p)
+    assert fixed == {"Action": 0.4, "Drama": 0.8}
+    params_data["evaluate"].update(mode="tuned", tuned_min_positives=3, per_genre={})
+    tuned = choose_thresholds(parse_params(params_data).evaluate, ["Action", "Drama"], y, p)
+    assert 0.1 < tuned["Action"] <= 0.7 and 0.2 < tuned["Drama"] <= 0.9
+    params_data["evaluate"]["tuned_min_positives"] = 4
+    rare = choose_thresholds(parse_params(params_data).evaluate, ["Action", "Drama"], y, p)
+    assert rare == {"Action": 0.4, "Drama": 0.4}  # too few positives: the global threshold
+
+
+def test_threshold_edit_changes_thresholds_and_metrics(toy_project: Path, params_data):
+    before = json.loads((toy_project / "metrics/metrics.json").read_text(encoding="utf-8"))
+    params_data["evaluate"].update(mode="fixed", threshold=0.9, at_least_one=False)
+    evaluate(parse_params(params_data).evaluate, toy_project / "data/scores",
+             toy_project / "models/thresholds.json", toy_project / "metrics/metrics.json",
+             toy_project / "metrics/plots")
+    after = json.loads((toy_project / "metrics/metrics.json").read_text(encoding="utf-8"))
+    thresholds = json.loads((toy_project / "models/thresholds.json").read_text(encoding="utf-8"))
+    assert set(thresholds["thresholds"].values()) == {0.9}
+    assert after["test"]["predicted_per_movie"] < before["test"]["predicted_per_movie"]
+
+
+def test_plots_are_written_for_dvc(toy_project: Path):
+    plots = toy_project / "metrics/plots"
+    sweep = json.loads((plots / "threshold_sweep.json").read_text(encoding="utf-8"))
+    assert {"threshold", "micro_f1_test", "macro_f1_validation"} <= set(sweep[0])
+    assert len(json.loads((plots / "per_genre_f1.json").read_text(encoding="utf-8"))) == 19
+    assert len(list((plots / "precision_recall").glob("*.json"))) == 19
+    header, *rows = (plots / "confusion.csv").read_text(encoding="utf-8").splitlines()
+    assert header == "actual,predicted" and rows

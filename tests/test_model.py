@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tmdb_genres.errors import TmdbGenresError
+from tmdb_genres.model import GenreModel, apply_thresholds, calibrated, fit_platt
+
+
+def test_platt_recovers_a_known_sigmoid():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=20000)
+    labels = rng.random(20000) < 1 / (1 + np.exp(-2.0 * scores + 0.5))
+    a, b = fit_platt(scores, labels)
+    assert a == pytest.approx(-2.0, abs=0.1)
+    assert b == pytest.approx(0.5, abs=0.1)
+
+
+def test_platt_handles_a_genre_with_no_positives():
+    a, b = fit_platt(np.linspace(-2, 2, 50), np.zeros(50))
+    probabilities = calibrated(np.linspace(-2, 2, 50), np.array(a), np.array(b))
+    assert np.all(np.isfinite(probabilities)) and probabilities.max() < 0.1
+
+
+def test_apply_thresholds_and_at_least_one():
+    p = np.array([[0.9, 0.2, 0.6], [0.1, 0.3, 0.2]])
+    thresholds = np.array([0.5, 0.5, 0.7])
+    assert apply_thresholds(p, thresholds, False).tolist() == [[True, False, False]] + [
+        [False, False, False]]
+    assert apply_thresholds(p, thresholds, True).tolist()[1] == [False, True, False]
+
+
+def test_model_ranks_genres_highest_first(toy_project: Path):
+    model = GenreModel.load(toy_project / "models/vectorizer.joblib",
+                            toy_project / "models/model.joblib",
+                            toy_project / "models/thresholds.json")
+    texts = [model.text("Nightmare", "A haunted house, a ghost, a demon and blood."),
+             model.text("Star", "An alien spaceship lands on a robot planet.")]
+    probabilities = model.probabilities(texts)
+    assert probabilities.shape == (2, 19)
+    ranked = model.decide(probabilities)
+    assert ranked[0][0] == "Horror" and ranked[1][0] == "Science Fiction"
+    order = [probabilities[0][model.genres.index(g)] for g in ranked[0]]
+    assert order == sorted(order, reverse=True)
+
+
+def test_missing_model_is_one_clear_error(tmp_path: Path):
+    with pytest.raises(TmdbGenresError, match="run `dvc repro`"):
+        GenreModel.load(tmp_path / "v", tmp_path / "m", tmp_path / "t")
