@@ -257,3 +257,39 @@ def test_pull_request_that_changes_nothing_reports_no_metric_changes(origin: Ori
     assert "No param changes." in body
     assert "- **ran**: none" in body
     assert "The committed `dvc.lock` is up to date." in body
+
+
+def test_without_data_the_source_step_pulls_live_or_skips(origin: Origin, tmp_path: Path) -> None:
+    """No ../shared, no DVC remote: TMDB_API_TOKEN pulls a live snapshot; without it, a notice."""
+    from tmdb_genres import emulator
+
+    with gzip.open(origin.sample, "rt", encoding="utf-8") as handle:
+        movies = [json.loads(line) for line in handle][:200]
+    server, _ = emulator.start(emulator.EmulatorConfig(movies=movies))
+    try:
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(origin.path), str(clone))
+        missing = tmp_path / "runner-home" / "shared" / "movies.jsonl.gz"
+        point_fetch_at(clone / "params.yaml", missing)
+
+        env = runner_env(tmp_path / "runner-live", clone, origin.github, pr_event(REPO, 9))
+        env.update(TMDB_API_TOKEN=emulator.DEFAULT_TOKEN, TMDB_API_BASE=server.base_url)
+        result = origin.runner.run("source", clone, env)
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+        assert "available=true" in (tmp_path / "runner-live" / "output").read_text()
+        with gzip.open(missing, "rt", encoding="utf-8") as handle:
+            pulled = [json.loads(line) for line in handle]
+        assert sorted(m["id"] for m in pulled) == sorted(m["id"] for m in movies)
+        assert "pulled live" in (tmp_path / "runner-live" / "summary.md").read_text()
+
+        missing.unlink()
+        env = runner_env(tmp_path / "runner-none", clone, origin.github, pr_event(REPO, 9))
+        result = origin.runner.run("source", clone, env)
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+        assert "available=false" in (tmp_path / "runner-none" / "output").read_text()
+        assert "::notice title=tmdb-genres pipeline skipped::" in result.stdout
+        assert "pipeline and report are skipped" in (tmp_path / "runner-none" /
+                                                     "summary.md").read_text()
+    finally:
+        server.shutdown()
+        server.server_close()
