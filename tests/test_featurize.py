@@ -54,7 +54,8 @@ def test_outputs_are_byte_identical_across_processes_and_hash_seeds(tmp_path: Pa
         "from conftest import run_toy_pipeline;"
         "data = yaml.safe_load(open({params!r}));"
         "run_toy_pipeline(Path(sys.argv[1]), data, n=300)"
-    ).format(tests=str(Path(__file__).parent), params=str(Path(__file__).parents[1] / "params.yaml"))
+    ).format(tests=str(Path(__file__).parent),
+             params=str(Path(__file__).parents[1] / "params.yaml"))
     outputs = []
     for seed in ("1", "2"):
         out = tmp_path / seed

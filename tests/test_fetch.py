@@ -81,7 +81,7 @@ def test_fetch_is_byte_deterministic_whatever_the_input_order(tmp_path: Path):
 
 
 def test_missing_or_useless_source_is_one_clear_error(tmp_path: Path):
-    with pytest.raises(SourceError, match="does not exist.*set fetch.source"):
+    with pytest.raises(SourceError, match=r"does not exist.*set fetch.source"):
         fetch(FetchParams(source=str(tmp_path / "nope.jsonl")), tmp_path / "o", tmp_path / "r")
     junk = write_lines(tmp_path / "junk.jsonl", ["{bad", "[]"])
     with pytest.raises(SourceError, match="no valid movies"):

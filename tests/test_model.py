@@ -27,8 +27,8 @@ def test_platt_handles_a_genre_with_no_positives():
 def test_apply_thresholds_and_at_least_one():
     p = np.array([[0.9, 0.2, 0.6], [0.1, 0.3, 0.2]])
     thresholds = np.array([0.5, 0.5, 0.7])
-    assert apply_thresholds(p, thresholds, False).tolist() == [[True, False, False]] + [
-        [False, False, False]]
+    assert apply_thresholds(p, thresholds, False).tolist() == [
+        [True, False, False], [False, False, False]]
     assert apply_thresholds(p, thresholds, True).tolist()[1] == [False, True, False]
 
 

@@ -38,7 +38,7 @@ def test_bad_values_name_key_and_expectation(params_data, section, key, value, m
 
 def test_unknown_per_genre_name_lists_known_ones(params_data):
     params_data["evaluate"]["per_genre"] = {"Sci-Fi": 0.4}
-    with pytest.raises(ParamsError, match="unknown genre 'Sci-Fi'.*Science Fiction"):
+    with pytest.raises(ParamsError, match=r"unknown genre 'Sci-Fi'.*Science Fiction"):
         parse_params(params_data)
 
 
@@ -49,17 +49,17 @@ def test_per_genre_override_is_parsed(params_data):
 
 def test_misspelt_and_missing_keys(params_data):
     params_data["evaluate"]["treshold"] = 0.3
-    with pytest.raises(ParamsError, match="unknown key evaluate.treshold"):
+    with pytest.raises(ParamsError, match=r"unknown key evaluate.treshold"):
         parse_params(params_data)
     del params_data["evaluate"]["treshold"]
     del params_data["train"]["C"]
-    with pytest.raises(ParamsError, match="train.C is missing"):
+    with pytest.raises(ParamsError, match=r"train.C is missing"):
         parse_params(params_data)
 
 
 def test_char_range_must_be_ordered(params_data):
     params_data["featurize"]["char"].update(ngram_min=4, ngram_max=3)
-    with pytest.raises(ParamsError, match="featurize.char.ngram_max"):
+    with pytest.raises(ParamsError, match=r"featurize.char.ngram_max"):
         parse_params(params_data)
     params_data["featurize"]["char"]["ngram_max"] = 0
     assert not parse_params(params_data).featurize.use_chars
@@ -79,10 +79,10 @@ def test_missing_and_invalid_files(tmp_path: Path):
 
 def test_watch_must_follow_a_file_source(params_data):
     params_data["fetch"]["source"] = "other.jsonl.gz"
-    with pytest.raises(ParamsError, match="fetch.watch must be the same path as fetch.source"):
+    with pytest.raises(ParamsError, match=r"fetch.watch must be the same path as fetch.source"):
         parse_params(params_data)
     params_data["fetch"].update(source="tmdb", watch="tmdb")
-    with pytest.raises(ParamsError, match="set fetch.watch: src/tmdb_genres/tmdb_api.py"):
+    with pytest.raises(ParamsError, match=r"set fetch.watch: src/tmdb_genres/tmdb_api.py"):
         parse_params(params_data)
     params_data["fetch"]["watch"] = "src/tmdb_genres/tmdb_api.py"
     assert parse_params(params_data).fetch.source == "tmdb"

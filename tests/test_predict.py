@@ -32,7 +32,7 @@ def test_predict_jsonl_passes_ids_and_ranks(toy_project: Path):
     assert first["genres"][0] == "Horror" and second["genres"][0] == "Science Fiction"
     assert len(first["scores"]) == 19
     assert all(first["scores"][g] >= first["scores"][h]
-               for g, h in zip(first["genres"], first["genres"][1:]))
+               for g, h in zip(first["genres"], first["genres"][1:], strict=False))
 
 
 @pytest.mark.parametrize("delimiter", [",", ";"])

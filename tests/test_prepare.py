@@ -46,7 +46,8 @@ def test_clean_drops_and_counts_each_reason(params):
 
 
 def test_model_text_follows_field_choice_and_title_repeat():
-    assert model_text("Alien", " In  space\n", ("title", "overview"), 2) == "Alien . Alien . In space"
+    text = model_text("Alien", " In  space\n", ("title", "overview"), 2)
+    assert text == "Alien . Alien . In space"
     assert model_text("Alien", "In space", ("overview",), 3) == "In space"
 
 

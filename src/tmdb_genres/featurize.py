@@ -81,7 +81,9 @@ def label_matrix(rows: list[dict[str, Any]], genres: list[str]) -> np.ndarray:
     return y
 
 
-def featurize(params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer_path: Path) -> dict:
+def featurize(
+    params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer_path: Path
+) -> dict:
     """Run the stage; return the number of features and rows per split."""
     splits = {}
     for name in paths.SPLITS:

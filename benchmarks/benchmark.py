@@ -1,0 +1,164 @@
+"""Benchmark of tmdb-genres on the real shared TMDB data; prints every figure it measures.
+
+Figures (targets on 2 cores in brackets):
+- full `dvc repro` seconds from an empty cache (< 60 s) and its peak memory (< 1.5 GiB),
+- threshold-only `dvc repro` seconds (< 5 s) and no-op `dvc repro` seconds (< 1.5 s),
+- full-run seconds and peak memory on 25%, 50% and 100% of the data (growth should be
+  close to linear),
+- `predict` throughput in overviews/s on the full data (>= 20,000),
+- the ingestion figures of `bench_ingest.py` (live pull from the loopback emulator).
+
+Each run happens in a fresh temporary git repository holding a copy of the project, so the
+checkout's own outputs, cache and dvc.lock are never touched.
+
+    python benchmarks/benchmark.py [--skip-scaling] [--skip-ingest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MOVIES = ROOT.parent / "shared" / "data" / "movies.jsonl.gz"
+PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore"]
+GIB = 1024**3
+
+# Runs a command and prints the peak resident memory (bytes) of its whole process tree:
+# RUSAGE_CHILDREN's ru_maxrss covers every waited-for descendant (dvc and its stage commands).
+_PEAK = (
+    "import resource, subprocess, sys;"
+    "code = subprocess.run(sys.argv[1:]).returncode;"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, file=sys.stderr);"
+    "sys.exit(code)"
+)
+
+
+def environment() -> dict[str, str]:
+    """The environment with this interpreter's scripts (dvc, tmdb-genres) first on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def run(args: list[str], cwd: Path) -> tuple[float, int]:
+    """Run a command; return its wall seconds and peak memory in bytes (raises on failure)."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=cwd, env=environment(),
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{result.stdout}\n{result.stderr}")
+    return seconds, int(result.stderr.strip().splitlines()[-1])
+
+
+def make_repo(workdir: Path, source: Path) -> Path:
+    """A fresh git + DVC repository with a copy of the project reading ``source``."""
+    repo = workdir / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, repo / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, repo / name)
+    edit_params(repo, {"source": str(source), "watch": str(source)}, section="fetch")
+    for args in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(args, cwd=repo, check=True, env=environment())
+    return repo
+
+
+def edit_params(repo: Path, values: dict, section: str) -> None:
+    """Set keys of one section of the repo's params.yaml."""
+    path = repo / "params.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data[section].update(values)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def sample(lines: list[str], fraction: float, path: Path) -> Path:
+    """Write every movie whose position falls in the first ``fraction`` of a stride."""
+    keep = [line for i, line in enumerate(lines) if (i % 100) < round(fraction * 100)]
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(keep)
+    return path
+
+
+def pipeline_figures(lines: list[str], fractions: list[float]) -> None:
+    """Full / threshold-only / no-op repro times and peak memory, by data size."""
+    for fraction in fractions:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            source = sample(lines, fraction, workdir / "movies.jsonl.gz")
+            repo = make_repo(workdir, source)
+            full, peak = run(["dvc", "repro", "-q"], repo)
+            movies = round(len(lines) * fraction)
+            print(f"full dvc repro, {fraction:.0%} of the data (~{movies} movies): "
+                  f"{full:.1f} s, peak memory {peak / GIB:.2f} GiB")
+            if fraction == 1.0:
+                edit_params(repo, {"threshold": 0.35, "mode": "fixed"}, section="evaluate")
+                threshold, _ = run(["dvc", "repro", "-q"], repo)
+                noop, _ = run(["dvc", "repro", "-q"], repo)
+                print(f"threshold-only dvc repro: {threshold:.2f} s")
+                print(f"no-op dvc repro: {noop:.2f} s")
+
+
+def predict_figures(lines: list[str]) -> None:
+    """Throughput of the trained model on every overview of the shared data."""
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = make_repo(Path(tmp), SHARED_MOVIES)
+        run(["dvc", "repro", "-q"], repo)
+        movies = [json.loads(line) for line in lines]
+        records = [{"id": m["id"], "title": m["title"], "overview": m["overview"]}
+                   for m in movies]
+        sys.path.insert(0, str(ROOT / "src"))
+        from tmdb_genres.model import GenreModel
+        from tmdb_genres.predict import batches, predict_records
+
+        model = GenreModel.load(repo / "models/vectorizer.joblib", repo / "models/model.joblib",
+                                repo / "models/thresholds.json")
+        start = time.perf_counter()
+        count = sum(len(predict_records(model, batch)) for batch in batches(iter(records)))
+        seconds = time.perf_counter() - start
+        print(f"predict: {count} overviews in {seconds:.2f} s = {count / seconds:,.0f} "
+              "overviews/s (one process, batches of 2048, JSON-ready results)")
+        source = Path(tmp) / "input.jsonl"
+        source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        cli, _ = run(["tmdb-genres", "predict", str(source), "-o", str(Path(tmp) / "out.jsonl"),
+                      "--models", str(repo / "models")], repo)
+        print(f"tmdb-genres predict (CLI, including start-up and model load): {cli:.2f} s "
+              f"= {count / cli:,.0f} overviews/s")
+
+
+def main() -> None:
+    """Parse options and print every figure."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-scaling", action="store_true",
+                        help="only the 100% run (no 25%/50% runs)")
+    parser.add_argument("--skip-ingest", action="store_true", help="no live-pull figures")
+    args = parser.parse_args()
+    if not SHARED_MOVIES.is_file():
+        raise SystemExit(f"benchmark needs the shared data at {SHARED_MOVIES}")
+    with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
+        lines = handle.readlines()
+    print(f"tmdb-genres benchmark on {len(lines)} movies, {os.cpu_count()} cores")
+    pipeline_figures(lines, [1.0] if args.skip_scaling else [0.25, 0.5, 1.0])
+    predict_figures(lines)
+    if not args.skip_ingest:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import bench_ingest
+
+        bench_ingest.main()
+
+
+if __name__ == "__main__":
+    main()
