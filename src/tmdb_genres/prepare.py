@@ -18,7 +18,7 @@ from typing import Any
 
 from . import paths
 from .errors import TmdbGenresError
-from .genres import TMDB_GENRES, genre_names
+from .genres import TMDB_GENRES
 from .io import atomic_dir, read_jsonl, write_json, write_jsonl
 from .params import PrepareParams, load_params
 
@@ -121,18 +121,6 @@ def split_examples(
     return splits
 
 
-def split_report(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Row and per-genre counts of each split."""
-    report: dict[str, Any] = {}
-    for name, rows in splits.items():
-        genre_counts = Counter(g for row in rows for g in row["genres"])
-        report[name] = {
-            "rows": len(rows),
-            "genres": {g: genre_counts.get(g, 0) for g in genre_names()},
-        }
-    return report
-
-
 def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: Path) -> dict:
     """Run the stage: read the snapshot, write one JSONL per split and the report."""
     if not snapshot.is_file():
@@ -151,7 +139,8 @@ def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: P
         for name, rows in splits.items():
             write_jsonl(paths.split_file(tmp, name, ".jsonl"), rows)
         write_json(tmp / paths.TEXT_RECIPE, text_recipe(params))
-    report = {**counts, "rows_out": len(examples), "splits": split_report(splits)}
+    report = {**counts, "rows_out": len(examples),
+              "splits": {name: len(rows) for name, rows in splits.items()}}
     write_json(report_path, report)
     return report
 
@@ -172,7 +161,7 @@ def main(args: argparse.Namespace) -> None:
     """Run the prepare stage."""
     params = load_params(args.params).prepare
     report = prepare(params, args.snapshot, args.out, args.report)
-    sizes = ", ".join(f"{name} {report['splits'][name]['rows']}" for name in paths.SPLITS)
+    sizes = ", ".join(f"{name} {report['splits'][name]}" for name in paths.SPLITS)
     print(
         f"prepare: {report['rows_out']} of {report['rows_in']} movies kept ({sizes}); "
         f"dropped {report['dropped'] or 'none'}; "
