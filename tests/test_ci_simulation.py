@@ -231,8 +231,10 @@ def test_threshold_pull_request_reruns_evaluate_only(origin: Origin, tmp_path: P
     assert stages.ran == ["evaluate"], stages
     assert "evaluate" not in stages.reused and {"prepare", "train"} <= set(stages.reused)
     assert "- **ran**: `evaluate`" in body
-    assert "| `evaluate.threshold` | 0.3000 | 0.6000 |" in body
-    assert "| `evaluate.mode` | `tuned` | `fixed` |" in body
+    base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["evaluate"]
+    assert f"| `evaluate.threshold` | {base['threshold']:.4f} | 0.6000 |" in body
+    if base["mode"] != "fixed":
+        assert f"| `evaluate.mode` | `{base['mode']}` | `fixed` |" in body
     assert "### Headline metrics (test)" in body
     micro = re.search(r"^\| \*\*test\.micro_f1\*\* \| ([\d.]+) \| ([\d.]+) \| ([-+][\d.]+) ",
                       body, re.M)
