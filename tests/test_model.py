@@ -44,6 +44,7 @@ def test_model_ranks_genres_highest_first(toy_project: Path):
     assert ranked[0][0] == "Horror" and ranked[1][0] == "Science Fiction"
     order = [probabilities[0][model.genres.index(g)] for g in ranked[0]]
     assert order == sorted(order, reverse=True)
+    assert model.probabilities([]).shape == (0, 19) and model.decide(model.probabilities([])) == []
 
 
 def test_missing_model_is_one_clear_error(tmp_path: Path):

@@ -48,6 +48,18 @@ def test_predict_csv_with_sniffed_delimiter(toy_project: Path, delimiter: str):
     assert record["id"] == "a1" and record["genres"][0] == "Comedy"
 
 
+def test_rows_without_text_are_flagged_not_guessed(toy_project: Path):
+    source = toy_project / "in.jsonl"
+    source.write_text('{"id": 1, "title": "", "overview": "  "}\n'
+                      '{"id": 2, "title": "Boo", "overview": "A ghost."}\n', encoding="utf-8")
+    out = toy_project / "out.jsonl"
+    assert main(["predict", str(source), "-o", str(out), "--models",
+                 str(toy_project / "models")]) == 0
+    empty, ok = (json.loads(line) for line in out.read_text(encoding="utf-8").splitlines())
+    assert empty["genres"] == [] and empty["scores"] == {} and "empty" in empty["error"]
+    assert ok["genres"] and "error" not in ok
+
+
 def test_predict_text(toy_project: Path, capsys):
     assert main(["predict", "--text", "An alien spaceship", "--models",
                  str(toy_project / "models")]) == 0

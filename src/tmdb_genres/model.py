@@ -135,6 +135,8 @@ class GenreModel:
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Calibrated probability of every genre for each text (rows x genres)."""
+        if not texts:
+            return np.zeros((0, len(self.genres)))
         x = self.vectorizer.transform(texts)
         margins = np.asarray(x @ self.coef.T) + self.intercept
         return calibrated(margins, self.platt_a, self.platt_b)

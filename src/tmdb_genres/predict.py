@@ -62,17 +62,26 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def predict_records(model: GenreModel, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Predictions for a batch of records, in input order."""
-    texts = [model.text(str(r.get("title") or ""), str(r.get("overview") or "")) for r in records]
-    probabilities = model.probabilities(texts)
-    ranked = model.decide(probabilities)
+    """Predictions for a batch of records, in input order.
+
+    A record with neither title nor overview gets no prediction: ``genres`` and ``scores``
+    are empty and ``error`` says why, so it is visible in the output instead of guessed.
+    """
+    texts = [model.text(str(r.get("title") or ""), str(r.get("overview") or "")).strip(" .")
+             for r in records]
+    usable = [i for i, text in enumerate(texts) if text]
+    probabilities = model.probabilities([texts[i] for i in usable])
+    ranked = dict(zip(usable, model.decide(probabilities), strict=True))
+    scores = dict(zip(usable, probabilities, strict=True))
     results = []
-    for record, genres, row in zip(records, ranked, probabilities, strict=True):
-        result: dict[str, Any] = {
-            "title": record.get("title"),
-            "genres": genres,
-            "scores": {g: round(float(p), 4) for g, p in zip(model.genres, row, strict=True)},
-        }
+    for i, record in enumerate(records):
+        result: dict[str, Any] = {"title": record.get("title"), "genres": [], "scores": {}}
+        if i in ranked:
+            result["genres"] = ranked[i]
+            result["scores"] = {g: round(float(p), 4)
+                                for g, p in zip(model.genres, scores[i], strict=True)}
+        else:
+            result["error"] = "empty title and overview: nothing to classify"
         if "id" in record:
             result["id"] = record["id"]
         results.append(result)
