@@ -129,6 +129,12 @@ class FakeGitHub:
             self._server.shutdown()
             self._server.server_close()
 
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def find(self, comment_id: int) -> dict[str, Any] | None:
         """The comment with this id, in any issue."""
         for items in self.comments.values():

@@ -109,11 +109,8 @@ class Origin:
 
 @pytest.fixture(scope="module")
 def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub().start()
-    try:
+    with FakeGitHub() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def runner_env(tmp: Path, clone: Path, github: FakeGitHub,

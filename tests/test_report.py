@@ -231,11 +231,8 @@ def test_format_value_escapes_and_truncate_limits() -> None:
 
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    fake = FakeGitHub().start()
-    try:
+    with FakeGitHub() as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 def _args(**overrides: Any) -> argparse.Namespace:
