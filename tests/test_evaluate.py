@@ -67,6 +67,11 @@ def test_plots_are_written_for_dvc(toy_project: Path):
     sweep = json.loads((plots / "threshold_sweep.json").read_text(encoding="utf-8"))
     assert {"threshold", "micro_f1_test", "macro_f1_validation"} <= set(sweep[0])
     assert len(json.loads((plots / "per_genre_f1.json").read_text(encoding="utf-8"))) == 19
-    assert len(list((plots / "precision_recall").glob("*.json"))) == 19
+    curves = sorted((plots / "precision_recall").glob("*.json"))
+    assert len(curves) == 19
+    for curve in curves:
+        points = json.loads(curve.read_text(encoding="utf-8"))
+        assert points and all(0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1 for q in points)
+        assert points[0]["threshold"] == 0.0 and points[0]["recall"] in (0.0, 1.0)
     header, *rows = (plots / "confusion.csv").read_text(encoding="utf-8").splitlines()
     assert header == "actual,predicted" and rows

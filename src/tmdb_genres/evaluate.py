@@ -130,11 +130,16 @@ def threshold_sweep(scores: dict[str, dict[str, Any]]) -> list[dict[str, float]]
 
 
 def precision_recall_curve(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
-    """Precision and recall of one genre at thresholds 0, 0.02, ..., 1."""
+    """Precision and recall of one genre at thresholds 0, 0.02, ..., 1.
+
+    Thresholds at which no movie is predicted have no precision and are left out.
+    """
     truth = y.astype(bool)
     points = []
     for t in CURVE:
         predicted = p >= t
+        if not predicted.any():
+            continue
         tp = float((predicted & truth).sum())
         points.append(
             {
