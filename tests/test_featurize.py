@@ -31,12 +31,13 @@ def test_label_matrix_columns_follow_genre_order():
 def test_features_fit_on_train_only(toy_project: Path):
     saved = load_joblib(toy_project / "models/vectorizer.joblib")
     assert saved["text_fields"] == ["title", "overview"]
-    vocabulary = saved["vectorizer"].transformer_list[0][1].vocabulary_
+    counts = saved["vectorizer"].transformer_list[0][1].named_steps["counts"]
+    vocabulary = counts.vocabulary_
     train = load_split(toy_project / "data/features", "train")
     test = load_split(toy_project / "data/features", "test")
     assert train["X"].shape[1] == test["X"].shape[1]
     assert "explosion" in vocabulary
-    assert not hasattr(saved["vectorizer"].transformer_list[0][1], "stop_words_")
+    assert not hasattr(counts.vectorizer_, "stop_words_")
     assert train["Y"].shape == (train["X"].shape[0], 19)
     assert np.all(np.diff(train["ids"]) > 0)
 

@@ -21,54 +21,29 @@ from .params import FeaturizeParams, load_params
 
 
 def build_vectorizer(params: FeaturizeParams) -> Any:
-    """An unfitted TF-IDF vectoriser (word n-grams, plus character n-grams when enabled)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import FeatureUnion
+    """An unfitted TF-IDF vectoriser (word n-grams, plus character n-grams when enabled).
 
-    parts = [
-        (
-            "word",
-            TfidfVectorizer(
-                ngram_range=(1, params.word_ngram_max),
-                min_df=params.word_min_df,
-                max_features=params.word_max_features,
-                stop_words=params.stop_words,
-                sublinear_tf=params.sublinear_tf,
-                dtype=np.float32,
-            ),
-        )
-    ]
+    Each part counts n-grams with the fast counters of :mod:`tmdb_genres.vectorize` (the
+    same counts as scikit-learn's ``CountVectorizer``) and weights them with
+    ``TfidfTransformer``; the parts are L2-normalised separately and concatenated.
+    """
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    from .vectorize import CharNgramCounts, WordNgramCounts
+
+    def tfidf(counter: Any) -> Pipeline:
+        return Pipeline([("counts", counter),
+                         ("tfidf", TfidfTransformer(sublinear_tf=params.sublinear_tf))])
+
+    parts = [("word", tfidf(WordNgramCounts(
+        ngram_max=params.word_ngram_max, min_df=params.word_min_df,
+        max_features=params.word_max_features, stop_words=params.stop_words)))]
     if params.use_chars:
-        parts.append(
-            (
-                "char",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    ngram_range=(params.char_ngram_min, params.char_ngram_max),
-                    min_df=params.char_min_df,
-                    max_features=params.char_max_features,
-                    sublinear_tf=params.sublinear_tf,
-                    dtype=np.float32,
-                ),
-            )
-        )
+        parts.append(("char", tfidf(CharNgramCounts(
+            ngram_min=params.char_ngram_min, ngram_max=params.char_ngram_max,
+            min_df=params.char_min_df, max_features=params.char_max_features))))
     return FeatureUnion(parts)
-
-
-# Fitted attributes that are process-specific, so pickling them would make the saved bytes
-# differ between runs: ``stop_words_`` (the pruned terms, only for introspection) is a set
-# whose order depends on the hash seed; ``_stop_words_id`` is the memory address of the
-# stop-word list, kept by scikit-learn only to warn about inconsistent stop words.
-_PROCESS_SPECIFIC = ("stop_words_", "_stop_words_id")
-
-
-def strip_for_pickling(vectorizer: Any) -> Any:
-    """Remove process-specific attributes from the fitted TF-IDF parts (see above)."""
-    for _, part in vectorizer.transformer_list:
-        for name in _PROCESS_SPECIFIC:
-            if hasattr(part, name):
-                delattr(part, name)
-    return vectorizer
 
 
 def label_matrix(rows: list[dict[str, Any]], genres: list[str]) -> np.ndarray:
@@ -118,7 +93,7 @@ def featurize(
                 },
             )
             summary[name] = x.shape[0]
-    dump_joblib(vectorizer_path, {**recipe, "vectorizer": strip_for_pickling(vectorizer)})
+    dump_joblib(vectorizer_path, {**recipe, "vectorizer": vectorizer})
     summary["features"] = int(x.shape[1])
     return summary
 
