@@ -132,9 +132,13 @@ def main(args: argparse.Namespace) -> None:
         for batch in batches(records):
             sys.stdout.writelines(jsonl_line(r) for r in predict_records(model, batch))
         return
+    from tqdm import tqdm
+
     count = 0
-    with atomic_text(args.output) as handle:
+    with atomic_text(args.output) as handle, tqdm(desc="predict", unit=" movies",
+                                                  file=sys.stderr, disable=None) as progress:
         for batch in batches(records):
             handle.writelines(jsonl_line(r) for r in predict_records(model, batch))
             count += len(batch)
+            progress.update(len(batch))
     print(f"predict: {count} movies -> {args.output}", file=sys.stderr)
