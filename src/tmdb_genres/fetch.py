@@ -236,8 +236,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     """Run the fetch stage."""
     params = load_params(args.params).fetch
-    report = fetch(params, args.out, args.report, getattr(args, "manifest", None),
-                   getattr(args, "rejects", None))
+    report = fetch(params, args.out, args.report, args.manifest, args.rejects)
     rejected = sum(report.rejected.values())
     print(
         f"fetch: {report.movies} movies -> {args.out} "

@@ -25,7 +25,7 @@ BATCH = 2048
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield input records from a JSONL or CSV file (delimiter sniffed for CSV)."""
+    """Yield input records from a JSONL or CSV file (CSV delimiter detected from the header)."""
     if not path.is_file():
         raise TmdbGenresError(f"input {str(path)!r} not found",
                               "pass an existing JSONL or CSV file")
