@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from tmdb_genres.vectorize import CharNgramCounts, WordNgramCounts
+from tmdb_genres.vectorize import CharNgramCounts, NgramTrie, WordNgramCounts
 
 from .conftest import toy_movies
 
@@ -36,7 +36,7 @@ def test_word_counts_equal_count_vectorizer(ngram_max, stop_words):
     same_counts(counter.transform(TEXTS[250:]), reference.transform(TEXTS[250:]))
 
 
-@pytest.mark.parametrize(("low", "high"), [(2, 5), (1, 3), (3, 6)])
+@pytest.mark.parametrize(("low", "high"), [(2, 5), (1, 3), (3, 6), (4, 6)])
 def test_char_counts_equal_count_vectorizer(low, high):
     counter = CharNgramCounts(ngram_min=low, ngram_max=high, min_df=1)
     reference = CountVectorizer(analyzer="char_wb", ngram_range=(low, high), min_df=1)
@@ -45,11 +45,31 @@ def test_char_counts_equal_count_vectorizer(low, high):
     same_counts(counter.transform(TEXTS[250:]), reference.transform(TEXTS[250:]))  # cached
 
 
-def test_pickles_hold_no_cache_or_process_state():
+def test_transform_leaves_no_state_in_the_pickle():
     counter = CharNgramCounts(min_df=1).fit(TEXTS)
+    before = pickle.dumps(counter)
     counter.transform(["unseen words here"])
-    state = pickle.loads(pickle.dumps(counter)).__dict__
-    assert "_cache" not in state
-    assert "_stop_words_id" not in state["vectorizer_"].__dict__
+    assert pickle.dumps(counter) == before
+    assert "_stop_words_id" not in counter.vectorizer_.__dict__
     words = WordNgramCounts(stop_words="english").fit(TEXTS)
     assert "stop_words_" not in words.vectorizer_.__dict__
+
+
+def test_trie_finds_terms_within_segments_only():
+    trie = NgramTrie.build({(1,): 0, (1, 2): 1, (2, 3, 1): 2}, n_symbols=3)
+    symbols = np.array([1, 2, 3, 1, 0, 1, 2])  # segments [0, 4) and [4, 7); 0 is unknown
+    ends = np.array([4, 4, 4, 4, 7, 7, 7])
+    starts, columns = trie.find(symbols, ends, 1, 3)
+    assert sorted(zip(starts.tolist(), columns.tolist(), strict=True)) == [
+        (0, 0), (0, 1), (1, 2), (3, 0), (5, 0), (5, 1)]
+    assert trie.find(symbols, ends, 2, 3)[1].tolist() == [1, 1, 2]
+
+
+def test_trie_hash_table_resolves_collisions():
+    terms = {(a, b): 40 * (a - 1) + b - 1 for a in range(1, 51) for b in range(1, 41)}
+    trie = NgramTrie.build(terms, n_symbols=60)  # 2,050 edges in 8,192 slots
+    pairs = [*terms, *((a, b) for a in range(1, 51) for b in range(41, 61))]  # then absent
+    ends = np.repeat(np.arange(2, 2 * len(pairs) + 1, 2), 2)
+    starts, columns = trie.find(np.array(pairs).ravel(), ends, 2, 2)
+    assert dict(zip((starts // 2).tolist(), columns.tolist(), strict=True)) == {
+        i: terms[pair] for i, pair in enumerate(pairs) if pair in terms}

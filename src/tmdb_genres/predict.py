@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import paths
 from .errors import TmdbGenresError
 from .io import atomic_text, jsonl_line, open_text
@@ -72,14 +74,13 @@ def predict_records(model: GenreModel, records: list[dict[str, Any]]) -> list[di
     usable = [i for i, text in enumerate(texts) if text]
     probabilities = model.probabilities([texts[i] for i in usable])
     ranked = dict(zip(usable, model.decide(probabilities), strict=True))
-    scores = dict(zip(usable, probabilities, strict=True))
+    scores = dict(zip(usable, np.round(probabilities, 4).tolist(), strict=True))
     results = []
     for i, record in enumerate(records):
         result: dict[str, Any] = {"title": record.get("title"), "genres": [], "scores": {}}
         if i in ranked:
             result["genres"] = ranked[i]
-            result["scores"] = {g: round(float(p), 4)
-                                for g, p in zip(model.genres, scores[i], strict=True)}
+            result["scores"] = dict(zip(model.genres, scores[i], strict=True))
         else:
             result["error"] = "empty title and overview: nothing to classify"
         if "id" in record:

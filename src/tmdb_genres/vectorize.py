@@ -1,13 +1,16 @@
 """Fast n-gram counting with exactly scikit-learn's ``CountVectorizer`` semantics.
 
-``CountVectorizer`` builds every n-gram of every document in Python, which caps prediction at
-about a thousand overviews a second with character n-grams. These counters learn their
-vocabulary with ``CountVectorizer`` itself (so ``min_df``, ``max_features`` and stop words
-behave as documented) and count faster:
+``CountVectorizer`` builds every n-gram of every document as a Python string, which caps
+prediction at about a thousand overviews a second with character n-grams. These counters
+learn their vocabulary with ``CountVectorizer`` itself (so ``min_df``, ``max_features`` and
+stop words behave as documented) and count with NumPy instead:
 
-- character n-grams within word boundaries (``char_wb``) depend only on the word, so each
-  distinct word's feature ids are computed once and cached;
-- word n-grams come from one regex pass and dictionary lookups at C speed.
+- every vocabulary n-gram becomes a path in a trie over symbol ids (characters, or words),
+  stored as sorted arrays (:class:`NgramTrie`);
+- a document is an array of symbol ids; all its windows walk the trie together, one symbol
+  a step, and a window leaves the walk as soon as its prefix is in no vocabulary n-gram;
+- character n-grams within word boundaries (``char_wb``) depend only on the word, so they
+  are found once per distinct word of a batch and summed into documents by a sparse product.
 
 The counts are identical to ``CountVectorizer.transform``'s (the tests check it), so the
 TF-IDF weighting that follows is unchanged.
@@ -16,7 +19,8 @@ TF-IDF weighting that follows is unchanged.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,18 +30,128 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 # scikit-learn's default token_pattern
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
-_CACHE_LIMIT = 500_000  # distinct words whose character n-gram ids are kept in memory
 
 
-def _counts(rows: list[np.ndarray], n_features: int) -> sp.csr_matrix:
-    """A CSR count matrix (float32) from each row's feature ids, duplicates summed."""
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    data = np.ones(len(indices), dtype=np.float32)
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(rows), n_features))
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
+
+
+@dataclass(frozen=True)
+class NgramTrie:
+    """Vocabulary n-grams as paths of symbol ids (1..n_symbols; 0 is "unknown").
+
+    Node 0 is the root. The edge from ``node`` on ``symbol`` has the key ``node * base +
+    symbol``; edges live in an open-addressing hash table (``slot_keys`` -> ``slot_children``,
+    -1 marks an empty slot), so a batch of lookups is a few vectorised probes.
+    ``columns[node]`` is the feature column of the n-gram that ends at ``node``, or -1 when
+    that prefix is not itself a feature.
+    """
+
+    base: int
+    slot_keys: np.ndarray
+    slot_children: np.ndarray
+    columns: np.ndarray
+
+    @classmethod
+    def build(cls, terms: dict[tuple[int, ...], int], n_symbols: int) -> NgramTrie:
+        """The trie of ``terms`` (symbol-id sequence -> feature column)."""
+        edges: dict[tuple[int, int], int] = {}
+        columns = [-1]
+        for sequence, column in sorted(terms.items()):  # sorted: the same arrays every run
+            node = 0
+            for symbol in sequence:
+                child = edges.get((node, symbol))
+                if child is None:
+                    child = edges[(node, symbol)] = len(columns)
+                    columns.append(-1)
+                node = child
+            columns[node] = column
+        base = n_symbols + 1
+        keys = np.array([node * base + symbol for node, symbol in edges], dtype=np.int64)
+        children = np.array(list(edges.values()), dtype=np.int64)
+        size = 1 << max(4, int(2 * len(keys)).bit_length())  # load factor below one half
+        slot_keys = np.full(size, -1, dtype=np.int64)
+        slot_children = np.full(size, -1, dtype=np.int64)
+        slots = _slot(keys, size)
+        while len(keys):  # linear probing; among keys that want one free slot, the first wins
+            free = np.flatnonzero(slot_keys[slots] == -1)
+            _, first = np.unique(slots[free], return_index=True)
+            won = free[first]
+            slot_keys[slots[won]], slot_children[slots[won]] = keys[won], children[won]
+            waiting = np.ones(len(keys), dtype=bool)
+            waiting[won] = False
+            keys, children = keys[waiting], children[waiting]
+            slots = (slots[waiting] + 1) & (size - 1)
+        return cls(base, slot_keys, slot_children, np.array(columns, dtype=np.int64))
+
+    def children(self, keys: np.ndarray) -> np.ndarray:
+        """The node each edge key leads to, or -1 for an edge not in the trie."""
+        size = len(self.slot_keys)
+        slots = _slot(keys, size)
+        found = np.full(len(keys), -1, dtype=np.int64)
+        pending = np.arange(len(keys))
+        while len(pending):
+            at = slots[pending]
+            stored = self.slot_keys[at]
+            match = stored == keys[pending]
+            found[pending[match]] = self.slot_children[at[match]]
+            pending = pending[~match & (stored != -1)]
+            slots[pending] = (slots[pending] + 1) & (size - 1)
+        return found
+
+    def find(self, symbols: np.ndarray, ends: np.ndarray, min_n: int, max_n: int,
+             whole_below_min: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Every vocabulary n-gram in ``symbols``: its start positions and feature columns.
+
+        ``ends[p]`` is where the segment holding position ``p`` ends; windows never cross
+        it. Windows of ``min_n``..``max_n`` symbols count; with ``whole_below_min`` so does
+        a whole segment shorter than ``min_n`` (scikit-learn's rule for short words).
+        """
+        starts = np.arange(len(symbols), dtype=np.int64)
+        nodes = np.zeros(len(symbols), dtype=np.int64)
+        found_starts, found_columns = [], []
+        if whole_below_min:
+            segment_start = np.r_[True, ends[1:] != ends[:-1]]
+        for n in range(1, max_n + 1):
+            fits = starts + n <= ends[starts]
+            starts, nodes = starts[fits], nodes[fits]
+            if not len(starts):
+                break
+            nodes = self.children(nodes * self.base + symbols[starts + n - 1])
+            known = nodes >= 0
+            starts, nodes = starts[known], nodes[known]
+            columns = self.columns[nodes]
+            hit = columns >= 0
+            if n < min_n:
+                if not whole_below_min:
+                    continue
+                hit &= segment_start[starts] & (starts + n == ends[starts])
+            found_starts.append(starts[hit])
+            found_columns.append(columns[hit])
+        if not found_starts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(found_starts), np.concatenate(found_columns)
+
+
+def _slot(keys: np.ndarray, size: int) -> np.ndarray:
+    """Home slots of ``keys`` in a hash table of ``size`` (a power of two) slots."""
+    shift = np.uint64(64 - (size.bit_length() - 1))
+    return ((keys.astype(np.uint64) * _GOLDEN) >> shift).astype(np.int64)
+
+
+def _matrix(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A canonical float32 CSR count matrix with one count per (row, column) pair."""
+    data = np.ones(len(rows), dtype=np.float32)
+    matrix = sp.coo_matrix((data, (rows, columns)), shape=shape).tocsr()
     matrix.sum_duplicates()
     return matrix
+
+
+def _segments(lengths: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For segments of these lengths laid end to end: each position's segment and end."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    segment = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    return segment, ends[segment]
 
 
 class _Counter(BaseEstimator, TransformerMixin):
@@ -46,13 +160,17 @@ class _Counter(BaseEstimator, TransformerMixin):
     def _vectorizer(self) -> CountVectorizer:
         raise NotImplementedError
 
+    def _build_trie(self) -> None:
+        raise NotImplementedError
+
     def fit(self, raw_documents: Iterable[str], y: Any = None) -> _Counter:
-        """Learn the vocabulary (``vocabulary_``) from the training texts."""
+        """Learn the vocabulary (``vocabulary_``) from the training texts, and its trie."""
         self.vectorizer_ = self._vectorizer().fit(raw_documents)
         self.vocabulary_ = self.vectorizer_.vocabulary_
         # process-specific bookkeeping (an object id); dropped so pickles are reproducible
         self.vectorizer_.__dict__.pop("_stop_words_id", None)
         self.vectorizer_.__dict__.pop("stop_words_", None)
+        self._build_trie()
         return self
 
     def fit_transform(self, raw_documents: Iterable[str], y: Any = None) -> sp.csr_matrix:
@@ -79,20 +197,28 @@ class WordNgramCounts(_Counter):
         return CountVectorizer(ngram_range=(1, self.ngram_max), min_df=self.min_df,
                                max_features=self.max_features, stop_words=self.stop_words)
 
+    def _build_trie(self) -> None:
+        words = sorted({word for term in self.vocabulary_ for word in term.split(" ")})
+        self.symbols_ = {word: i for i, word in enumerate(words, start=1)}
+        self.trie_ = NgramTrie.build(
+            {tuple(self.symbols_[w] for w in term.split(" ")): column
+             for term, column in self.vocabulary_.items()},
+            len(words),
+        )
+
     def transform(self, raw_documents: Iterable[str]) -> sp.csr_matrix:
         """Count matrix of the documents' known word n-grams."""
-        lookup = self.vocabulary_.get
         stop = self.vectorizer_.get_stop_words() or frozenset()
-        rows = []
+        symbol = self.symbols_.get
+        lengths, symbols = [], []
         for document in raw_documents:
-            tokens = [t for t in _TOKEN.findall(document.lower()) if t not in stop]
-            grams: list[str] = tokens
-            for n in range(2, self.ngram_max + 1):
-                shifted = (tokens[k:] for k in range(n))
-                grams = grams + list(map(" ".join, zip(*shifted, strict=False)))
-            ids = [i for i in map(lookup, grams) if i is not None]
-            rows.append(np.array(ids, dtype=np.int64))
-        return _counts(rows, len(self.vocabulary_))
+            tokens = [symbol(t, 0) for t in _TOKEN.findall(document.lower()) if t not in stop]
+            lengths.append(len(tokens))
+            symbols.extend(tokens)
+        segment, ends = _segments(lengths)
+        starts, columns = self.trie_.find(np.array(symbols, dtype=np.int64), ends,
+                                          1, self.ngram_max)
+        return _matrix(segment[starts], columns, (len(lengths), len(self.vocabulary_)))
 
 
 class CharNgramCounts(_Counter):
@@ -105,39 +231,45 @@ class CharNgramCounts(_Counter):
         self.min_df = min_df
         self.max_features = max_features
 
+    def _build_trie(self) -> None:
+        chars = sorted(set("".join(self.vocabulary_)))
+        # code point -> symbol id; the last entry (0) stands for every larger code point
+        self.char_symbols_ = np.zeros(max(map(ord, chars), default=0) + 2, dtype=np.int64)
+        self.char_symbols_[[ord(c) for c in chars]] = np.arange(1, len(chars) + 1)
+        symbol = {c: i for i, c in enumerate(chars, start=1)}
+        self.trie_ = NgramTrie.build(
+            {tuple(map(symbol.__getitem__, term)): column
+             for term, column in self.vocabulary_.items()},
+            len(chars),
+        )
+
     def _vectorizer(self) -> CountVectorizer:
         return CountVectorizer(analyzer="char_wb", ngram_range=(self.ngram_min, self.ngram_max),
                                min_df=self.min_df, max_features=self.max_features)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_cache", None)  # rebuilt on demand; depends on what was predicted
-        return state
+    def _symbols(self, text: str) -> np.ndarray:
+        """Symbol ids of the characters of ``text`` (0 for characters in no feature)."""
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        return self.char_symbols_[np.minimum(codes, len(self.char_symbols_) - 1)]
 
-    def _word_ids(self, word: str) -> np.ndarray:
-        """Feature ids of one word's n-grams, as scikit-learn's char_wb analyser makes them."""
-        padded = f" {word} "
-        grams = []
-        for n in range(self.ngram_min, self.ngram_max + 1):
-            if len(padded) <= n:  # a short word counts once, whole
-                grams.append(padded)
-                break
-            grams.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
-        lookup = self.vocabulary_.get
-        return np.array([i for i in map(lookup, grams) if i is not None], dtype=np.int64)
+    def word_counts(self, words: list[str]) -> sp.csr_matrix:
+        """(words x features) counts of each word's n-grams, padded with a space each side."""
+        segment, ends = _segments([len(w) + 2 for w in words])
+        symbols = self._symbols("".join(f" {w} " for w in words))
+        starts, columns = self.trie_.find(symbols, ends, self.ngram_min, self.ngram_max,
+                                          whole_below_min=True)
+        return _matrix(segment[starts], columns, (len(words), len(self.vocabulary_)))
 
     def transform(self, raw_documents: Iterable[str]) -> sp.csr_matrix:
         """Count matrix of the documents' known character n-grams."""
-        cache: dict[str, np.ndarray] = self.__dict__.setdefault("_cache", {})
-        rows = []
+        lengths, words = [], []
         for document in raw_documents:
-            parts = []
-            for word in document.lower().split():
-                ids = cache.get(word)
-                if ids is None:
-                    ids = self._word_ids(word)
-                    if len(cache) < _CACHE_LIMIT:
-                        cache[word] = ids
-                parts.append(ids)
-            rows.append(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
-        return _counts(rows, len(self.vocabulary_))
+            tokens = document.lower().split()
+            lengths.append(len(tokens))
+            words.extend(tokens)
+        distinct = {word: i for i, word in enumerate(dict.fromkeys(words))}
+        occurrences = np.fromiter(map(distinct.__getitem__, words), dtype=np.int64,
+                                  count=len(words))
+        segment, _ = _segments(lengths)
+        documents = _matrix(segment, occurrences, (len(lengths), len(distinct)))
+        return (documents @ self.word_counts(list(distinct))).tocsr()
