@@ -9,9 +9,11 @@ Figures (targets on 2 cores in brackets):
 - the ingestion figures of `bench_ingest.py` (live pull from the loopback emulator).
 
 Each run happens in a fresh temporary git repository holding a copy of the project, so the
-checkout's own outputs, cache and dvc.lock are never touched.
+checkout's own outputs, cache and dvc.lock are never touched. The short figures (threshold-only,
+no-op, predict) are medians over ``--repeats`` runs, with their range: on a shared virtual
+machine a single run can be off by a factor of two.
 
-    python benchmarks/benchmark.py [--skip-scaling] [--skip-ingest]
+    python benchmarks/benchmark.py [--skip-scaling] [--skip-ingest] [--repeats N]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import gzip
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,8 +96,18 @@ def sample(lines: list[str], fraction: float, path: Path) -> Path:
     return path
 
 
-def pipeline_figures(lines: list[str], fractions: list[float]) -> None:
-    """Full / threshold-only / no-op repro times and peak memory, by data size."""
+def timed(label: str, seconds: list[float], unit_count: int | None = None) -> None:
+    """Print the median (and range) of repeated timings; this machine's speed varies."""
+    median = statistics.median(seconds)
+    spread = f" (range {min(seconds):.2f}-{max(seconds):.2f} s over {len(seconds)} runs)"
+    if unit_count is None:
+        print(f"{label}: {median:.2f} s{spread}")
+    else:
+        print(f"{label}: {unit_count / median:,.0f} overviews/s, median {median:.2f} s{spread}")
+
+
+def pipeline_figures(lines: list[str], fractions: list[float], repeats: int) -> None:
+    """Full / threshold-only / no-op repro times, peak memory by data size, and predict."""
     for fraction in fractions:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
@@ -105,38 +118,38 @@ def pipeline_figures(lines: list[str], fractions: list[float]) -> None:
             print(f"full dvc repro, {fraction:.0%} of the data (~{movies} movies): "
                   f"{full:.1f} s, peak memory {peak / GIB:.2f} GiB")
             if fraction == 1.0:
-                edit_params(repo, {"threshold": 0.35, "mode": "fixed"}, section="evaluate")
-                threshold, _ = run(["dvc", "repro", "-q"], repo)
-                noop, _ = run(["dvc", "repro", "-q"], repo)
-                print(f"threshold-only dvc repro: {threshold:.2f} s")
-                print(f"no-op dvc repro: {noop:.2f} s")
+                threshold = []
+                for i in range(repeats):  # alternate, so that every run has a real change
+                    value = 0.35 if i % 2 == 0 else 0.3
+                    edit_params(repo, {"threshold": value, "mode": "fixed"}, section="evaluate")
+                    threshold.append(run(["dvc", "repro", "-q"], repo)[0])
+                timed("threshold-only dvc repro", threshold)
+                timed("no-op dvc repro", [run(["dvc", "repro", "-q"], repo)[0]
+                                          for _ in range(repeats)])
+                predict_figures(repo, lines, repeats)
 
 
-def predict_figures(lines: list[str]) -> None:
-    """Throughput of the trained model on every overview of the shared data."""
-    with tempfile.TemporaryDirectory() as tmp:
-        repo = make_repo(Path(tmp), SHARED_MOVIES)
-        run(["dvc", "repro", "-q"], repo)
-        movies = [json.loads(line) for line in lines]
-        records = [{"id": m["id"], "title": m["title"], "overview": m["overview"]}
-                   for m in movies]
-        sys.path.insert(0, str(ROOT / "src"))
-        from tmdb_genres.model import GenreModel
-        from tmdb_genres.predict import batches, predict_records
+def predict_figures(repo: Path, lines: list[str], repeats: int) -> None:
+    """Throughput of the trained model in ``repo`` on every overview of the shared data."""
+    records = [{"id": m["id"], "title": m["title"], "overview": m["overview"]}
+               for m in map(json.loads, lines)]
+    sys.path.insert(0, str(ROOT / "src"))
+    from tmdb_genres.model import GenreModel
+    from tmdb_genres.predict import batches, predict_records
 
-        model = GenreModel.load(repo / "models/vectorizer.joblib", repo / "models/model.joblib",
-                                repo / "models/thresholds.json")
+    model = GenreModel.load(repo / "models/vectorizer.joblib", repo / "models/model.joblib",
+                            repo / "models/thresholds.json")
+    seconds = []
+    for _ in range(repeats):
         start = time.perf_counter()
         count = sum(len(predict_records(model, batch)) for batch in batches(iter(records)))
-        seconds = time.perf_counter() - start
-        print(f"predict: {count} overviews in {seconds:.2f} s = {count / seconds:,.0f} "
-              "overviews/s (one process, batches of 2048, JSON-ready results)")
-        source = Path(tmp) / "input.jsonl"
-        source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        cli, _ = run(["tmdb-genres", "predict", str(source), "-o", str(Path(tmp) / "out.jsonl"),
-                      "--models", str(repo / "models")], repo)
-        print(f"tmdb-genres predict (CLI, including start-up and model load): {cli:.2f} s "
-              f"= {count / cli:,.0f} overviews/s")
+        seconds.append(time.perf_counter() - start)
+    timed("predict (one process, batches of 2048, JSON-ready results)", seconds, count)
+    source = repo / "input.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    cli = [run(["tmdb-genres", "predict", str(source), "-o", str(repo / "out.jsonl")], repo)[0]
+           for _ in range(repeats)]
+    timed("tmdb-genres predict (CLI, including start-up and model load)", cli, count)
 
 
 def main() -> None:
@@ -145,14 +158,16 @@ def main() -> None:
     parser.add_argument("--skip-scaling", action="store_true",
                         help="only the 100% run (no 25%/50% runs)")
     parser.add_argument("--skip-ingest", action="store_true", help="no live-pull figures")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="runs of each short figure (threshold-only, no-op, predict); "
+                             "the median is reported")
     args = parser.parse_args()
     if not SHARED_MOVIES.is_file():
         raise SystemExit(f"benchmark needs the shared data at {SHARED_MOVIES}")
     with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
         lines = handle.readlines()
     print(f"tmdb-genres benchmark on {len(lines)} movies, {os.cpu_count()} cores")
-    pipeline_figures(lines, [1.0] if args.skip_scaling else [0.25, 0.5, 1.0])
-    predict_figures(lines)
+    pipeline_figures(lines, [1.0] if args.skip_scaling else [0.25, 0.5, 1.0], args.repeats)
     if not args.skip_ingest:
         sys.path.insert(0, str(Path(__file__).parent))
         import bench_ingest
