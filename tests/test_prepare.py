@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.io import read_jsonl, write_jsonl
 from tmdb_genres.params import parse_params
-from tmdb_genres.prepare import clean, model_text, prepare, split_of
+from tmdb_genres.prepare import clean, model_text, normalize_space, prepare, split_of
 
 from .conftest import toy_movies
 
@@ -22,6 +23,14 @@ def params(params_data):
 def movie(movie_id, overview="A long enough overview of the film.", genre_ids=(18,), **extra):
     return {"id": movie_id, "title": f"T{movie_id}", "overview": overview,
             "genre_ids": list(genre_ids), **extra}
+
+
+def test_normalize_space_collapses_every_unicode_white_space():
+    spaces = [chr(c) for c in range(0x110000) if re.fullmatch(r"\s", chr(c))]
+    assert len(spaces) > 20  # tab, newline, no-break space, ideographic space, ...
+    for space in spaces:
+        assert normalize_space(f"{space}a{space}{space}b {space}") == "a b", repr(space)
+    assert normalize_space("a\u200bb") == "a\u200bb"  # a zero-width space is not white space
 
 
 def test_clean_drops_and_counts_each_reason(params):

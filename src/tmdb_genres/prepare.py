@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
 from .io import atomic_dir, read_jsonl, write_json, write_jsonl
 from .params import PrepareParams, load_params
-
-_SPACE = re.compile(r"\s+")
 
 
 def split_of(movie_id: int, params: PrepareParams) -> str:
@@ -37,8 +34,12 @@ def split_of(movie_id: int, params: PrepareParams) -> str:
 
 
 def normalize_space(text: str) -> str:
-    """Collapse runs of white space to one space and strip the ends."""
-    return _SPACE.sub(" ", text).strip()
+    """Collapse runs of white space to one space and strip the ends.
+
+    ``str.split`` and the regular expression ``\\s+`` agree on what white space is (every
+    Unicode white-space character); splitting is several times faster.
+    """
+    return " ".join(text.split())
 
 
 def model_text(

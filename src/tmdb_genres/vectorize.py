@@ -18,6 +18,7 @@ TF-IDF weighting that follows is unchanged.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 # scikit-learn's default token_pattern
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_STOP = -1  # the symbol of a stop word: dropped before n-grams are formed
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
@@ -85,17 +87,17 @@ class NgramTrie:
 
     def children(self, keys: np.ndarray) -> np.ndarray:
         """The node each edge key leads to, or -1 for an edge not in the trie."""
-        size = len(self.slot_keys)
-        slots = _slot(keys, size)
-        found = np.full(len(keys), -1, dtype=np.int64)
-        pending = np.arange(len(keys))
-        while len(pending):
-            at = slots[pending]
+        mask = len(self.slot_keys) - 1
+        slots = _slot(keys, len(self.slot_keys))
+        stored = self.slot_keys[slots]
+        found = np.where(stored == keys, self.slot_children[slots], -1)
+        pending = np.flatnonzero((stored != keys) & (stored != -1))
+        while len(pending):  # the few keys displaced by collisions: probe the next slot
+            at = slots[pending] = (slots[pending] + 1) & mask
             stored = self.slot_keys[at]
             match = stored == keys[pending]
             found[pending[match]] = self.slot_children[at[match]]
             pending = pending[~match & (stored != -1)]
-            slots[pending] = (slots[pending] + 1) & (size - 1)
         return found
 
     def find(self, symbols: np.ndarray, ends: np.ndarray, min_n: int, max_n: int,
@@ -107,24 +109,25 @@ class NgramTrie:
         a whole segment shorter than ``min_n`` (scikit-learn's rule for short words).
         """
         starts = np.arange(len(symbols), dtype=np.int64)
+        room = ends - starts  # symbols left in the segment from each start
         nodes = np.zeros(len(symbols), dtype=np.int64)
-        found_starts, found_columns = [], []
         if whole_below_min:
-            segment_start = np.r_[True, ends[1:] != ends[:-1]]
+            whole = np.r_[True, ends[1:] != ends[:-1]] * room  # a segment's length at its start
+        found_starts, found_columns = [], []
         for n in range(1, max_n + 1):
-            fits = starts + n <= ends[starts]
-            starts, nodes = starts[fits], nodes[fits]
+            fits = room >= n
+            starts, nodes, room = starts[fits], nodes[fits], room[fits]
             if not len(starts):
                 break
             nodes = self.children(nodes * self.base + symbols[starts + n - 1])
             known = nodes >= 0
-            starts, nodes = starts[known], nodes[known]
+            starts, nodes, room = starts[known], nodes[known], room[known]
             columns = self.columns[nodes]
             hit = columns >= 0
             if n < min_n:
                 if not whole_below_min:
                     continue
-                hit &= segment_start[starts] & (starts + n == ends[starts])
+                hit &= whole[starts] == n
             found_starts.append(starts[hit])
             found_columns.append(columns[hit])
         if not found_starts:
@@ -199,25 +202,30 @@ class WordNgramCounts(_Counter):
 
     def _build_trie(self) -> None:
         words = sorted({word for term in self.vocabulary_ for word in term.split(" ")})
-        self.symbols_ = {word: i for i, word in enumerate(words, start=1)}
+        symbols = {word: i for i, word in enumerate(words, start=1)}
         self.trie_ = NgramTrie.build(
-            {tuple(self.symbols_[w] for w in term.split(" ")): column
+            {tuple(symbols[w] for w in term.split(" ")): column
              for term, column in self.vocabulary_.items()},
             len(words),
         )
+        # stop words are removed before n-grams are formed (never vocabulary words); sorted,
+        # because a frozenset's order changes from process to process
+        stop = sorted(self.vectorizer_.get_stop_words() or ())
+        self.symbols_ = {**symbols, **dict.fromkeys(stop, _STOP)}
 
     def transform(self, raw_documents: Iterable[str]) -> sp.csr_matrix:
         """Count matrix of the documents' known word n-grams."""
-        stop = self.vectorizer_.get_stop_words() or frozenset()
-        symbol = self.symbols_.get
-        lengths, symbols = [], []
+        symbol, unknown = self.symbols_.get, itertools.repeat(0)
+        lengths, found = [], []
         for document in raw_documents:
-            tokens = [symbol(t, 0) for t in _TOKEN.findall(document.lower()) if t not in stop]
-            lengths.append(len(tokens))
-            symbols.extend(tokens)
-        segment, ends = _segments(lengths)
-        starts, columns = self.trie_.find(np.array(symbols, dtype=np.int64), ends,
-                                          1, self.ngram_max)
+            before = len(found)
+            found.extend(map(symbol, _TOKEN.findall(document.lower()), unknown))
+            lengths.append(len(found) - before)
+        symbols = np.array(found, dtype=np.int64)
+        segment, _ = _segments(lengths)
+        kept = symbols != _STOP
+        segment, ends = _segments(np.bincount(segment[kept], minlength=len(lengths)))
+        starts, columns = self.trie_.find(symbols[kept], ends, 1, self.ngram_max)
         return _matrix(segment[starts], columns, (len(lengths), len(self.vocabulary_)))
 
 
