@@ -8,18 +8,55 @@ import numpy as np
 import pytest
 
 from tmdb_genres.errors import TmdbGenresError
-from tmdb_genres.featurize import build_vectorizer, featurize, label_matrix, load_split
+from tmdb_genres.featurize import featurize, fit_vectorizer, label_matrix, load_split
 from tmdb_genres.io import load_joblib
 from tmdb_genres.params import parse_params
 
+from .conftest import toy_movies
+
 
 def test_vectorizer_follows_params(params_data):
+    texts = [m["title"] + " . " + m["overview"] for m in toy_movies(60)]
     params = parse_params(params_data).featurize
-    names = [name for name, _ in build_vectorizer(params).transformer_list]
-    assert names == ["word", "char"]
+    assert [b.name for b in fit_vectorizer(params, texts).blocks] == ["word", "char"]
     params_data["featurize"]["char"]["ngram_max"] = 0
     params = parse_params(params_data).featurize
-    assert [name for name, _ in build_vectorizer(params).transformer_list] == ["word"]
+    assert [b.name for b in fit_vectorizer(params, texts).blocks] == ["word"]
+
+
+def test_vectorizer_equals_scikit_learn_tfidf(params_data):
+    """Same columns and weights as scikit-learn's TfidfVectorizer blocks, side by side."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [m["title"] + " . " + m["overview"] for m in toy_movies(200)]
+    params = parse_params(params_data).featurize
+    ours = fit_vectorizer(params, texts[:150])
+    word = TfidfVectorizer(ngram_range=(1, params.word_ngram_max), min_df=params.word_min_df,
+                           stop_words=params.stop_words, sublinear_tf=params.sublinear_tf)
+    char = TfidfVectorizer(analyzer="char_wb", min_df=params.char_min_df,
+                           ngram_range=(params.char_ngram_min, params.char_ngram_max),
+                           sublinear_tf=params.sublinear_tf)
+    for reference in (word, char):
+        reference.fit(texts[:150])
+    assert ours.feature_names == [*word.get_feature_names_out(), *char.get_feature_names_out()]
+    expected = np.hstack([word.transform(texts).toarray(), char.transform(texts).toarray()])
+    assert np.allclose(ours.transform(texts).toarray(), expected, atol=1e-6)
+
+
+def test_saved_model_predicts_without_scikit_learn(toy_project: Path):
+    """The artifacts are plain arrays: they load and predict with scikit-learn unimportable."""
+    script = (
+        "import sys; sys.modules['sklearn'] = None;"  # any import of sklearn now fails
+        "from pathlib import Path; from tmdb_genres.model import GenreModel;"
+        "m = Path(sys.argv[1]);"
+        "model = GenreModel.load(m / 'vectorizer.joblib', m / 'model.joblib',"
+        " m / 'thresholds.json');"
+        "print(model.decide(model.probabilities([model.text('Boo', 'a haunted ghost')])))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(toy_project / "models")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Horror" in result.stdout
 
 
 def test_label_matrix_columns_follow_genre_order():
@@ -31,13 +68,11 @@ def test_label_matrix_columns_follow_genre_order():
 def test_features_fit_on_train_only(toy_project: Path):
     saved = load_joblib(toy_project / "models/vectorizer.joblib")
     assert saved["text_fields"] == ["title", "overview"]
-    counts = saved["vectorizer"].transformer_list[0][1].named_steps["counts"]
-    vocabulary = counts.vocabulary_
+    vocabulary = saved["vectorizer"].blocks[0].counter.names
     train = load_split(toy_project / "data/features", "train")
     test = load_split(toy_project / "data/features", "test")
     assert train["X"].shape[1] == test["X"].shape[1]
     assert "explosion" in vocabulary
-    assert not hasattr(counts.vectorizer_, "stop_words_")
     assert train["Y"].shape == (train["X"].shape[0], 19)
     assert np.all(np.diff(train["ids"]) > 0)
 

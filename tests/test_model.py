@@ -50,3 +50,19 @@ def test_model_ranks_genres_highest_first(toy_project: Path):
 def test_missing_model_is_one_clear_error(tmp_path: Path):
     with pytest.raises(TmdbGenresError, match="run `dvc repro`"):
         GenreModel.load(tmp_path / "v", tmp_path / "m", tmp_path / "t")
+
+
+def test_model_files_from_another_version_are_one_clear_error(toy_project: Path, tmp_path: Path):
+    from tmdb_genres.io import dump_joblib, load_joblib
+
+    models = toy_project / "models"
+    old = {**load_joblib(models / "model.joblib"), "format": 1}
+    dump_joblib(tmp_path / "model.joblib", old)
+    with pytest.raises(TmdbGenresError, match=r"has format 1, expected 2.*rerun `dvc repro`"):
+        GenreModel.load(models / "vectorizer.joblib", tmp_path / "model.joblib",
+                        models / "thresholds.json")
+    blob = (models / "vectorizer.joblib").read_bytes()
+    (tmp_path / "vectorizer.joblib").write_bytes(blob[: len(blob) // 2])  # a truncated copy
+    with pytest.raises(TmdbGenresError, match=r"cannot read .*rerun `dvc repro`"):
+        GenreModel.load(tmp_path / "vectorizer.joblib", models / "model.joblib",
+                        models / "thresholds.json")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from tmdb_genres.vectorize import CharNgramCounts, NgramTrie, WordNgramCounts
+from tmdb_genres.vectorize import CharNgrams, NgramTrie, WordNgrams
 
 from .conftest import toy_movies
 
@@ -27,32 +27,33 @@ def same_counts(ours, theirs) -> None:
 @pytest.mark.parametrize("ngram_max", [1, 2, 3])
 @pytest.mark.parametrize("stop_words", [None, "english"])
 def test_word_counts_equal_count_vectorizer(ngram_max, stop_words):
-    counter = WordNgramCounts(ngram_max=ngram_max, min_df=2, stop_words=stop_words)
-    ours = counter.fit_transform(TEXTS[:250])
+    counter = WordNgrams.fit(TEXTS[:250], ngram_max, 2, None, stop_words)
     reference = CountVectorizer(ngram_range=(1, ngram_max), min_df=2, stop_words=stop_words)
     theirs = reference.fit_transform(TEXTS[:250])
-    assert counter.vocabulary_ == reference.vocabulary_
-    same_counts(ours, theirs)
-    same_counts(counter.transform(TEXTS[250:]), reference.transform(TEXTS[250:]))
+    assert counter.names == reference.get_feature_names_out().tolist()
+    same_counts(counter.counts(TEXTS[:250]), theirs)
+    same_counts(counter.counts(TEXTS[250:]), reference.transform(TEXTS[250:]))
 
 
 @pytest.mark.parametrize(("low", "high"), [(2, 5), (1, 3), (3, 6), (4, 6)])
 def test_char_counts_equal_count_vectorizer(low, high):
-    counter = CharNgramCounts(ngram_min=low, ngram_max=high, min_df=1)
+    counter = CharNgrams.fit(TEXTS[:250], low, high, 1, None)
     reference = CountVectorizer(analyzer="char_wb", ngram_range=(low, high), min_df=1)
-    same_counts(counter.fit_transform(TEXTS[:250]), reference.fit_transform(TEXTS[:250]))
-    same_counts(counter.transform(TEXTS[250:]), reference.transform(TEXTS[250:]))
-    same_counts(counter.transform(TEXTS[250:]), reference.transform(TEXTS[250:]))  # cached
+    same_counts(counter.counts(TEXTS[:250]), reference.fit_transform(TEXTS[:250]))
+    same_counts(counter.counts(TEXTS[250:]), reference.transform(TEXTS[250:]))
 
 
-def test_transform_leaves_no_state_in_the_pickle():
-    counter = CharNgramCounts(min_df=1).fit(TEXTS)
+def test_max_features_keeps_count_vectorizer_columns():
+    counter = CharNgrams.fit(TEXTS, 2, 4, 1, 500)
+    reference = CountVectorizer(analyzer="char_wb", ngram_range=(2, 4), max_features=500)
+    same_counts(counter.counts(TEXTS), reference.fit_transform(TEXTS))
+
+
+def test_counting_leaves_no_state_in_the_pickle():
+    counter = CharNgrams.fit(TEXTS, 2, 5, 1, None)
     before = pickle.dumps(counter)
-    counter.transform(["unseen words here"])
+    counter.counts(["unseen words here"])
     assert pickle.dumps(counter) == before
-    assert "_stop_words_id" not in counter.vectorizer_.__dict__
-    words = WordNgramCounts(stop_words="english").fit(TEXTS)
-    assert "stop_words_" not in words.vectorizer_.__dict__
 
 
 def test_trie_finds_terms_within_segments_only():

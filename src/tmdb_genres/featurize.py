@@ -17,33 +17,25 @@ from . import paths
 from .errors import TmdbGenresError
 from .genres import genre_names
 from .io import atomic_dir, dump_joblib, read_json, read_jsonl
+from .model import MODEL_FORMAT
 from .params import FeaturizeParams, load_params
+from .vectorize import CharNgrams, TfidfBlock, Vectorizer, WordNgrams
 
 
-def build_vectorizer(params: FeaturizeParams) -> Any:
-    """An unfitted TF-IDF vectoriser (word n-grams, plus character n-grams when enabled).
+def fit_vectorizer(params: FeaturizeParams, texts: list[str]) -> Vectorizer:
+    """Fit the TF-IDF blocks on the training texts.
 
-    Each part counts n-grams with the fast counters of :mod:`tmdb_genres.vectorize` (the
-    same counts as scikit-learn's ``CountVectorizer``) and weights them with
-    ``TfidfTransformer``; the parts are L2-normalised separately and concatenated.
+    Word n-grams, then (when enabled) character n-grams within word boundaries; each block
+    is L2-normalised on its own.
     """
-    from sklearn.feature_extraction.text import TfidfTransformer
-    from sklearn.pipeline import FeatureUnion, Pipeline
-
-    from .vectorize import CharNgramCounts, WordNgramCounts
-
-    def tfidf(counter: Any) -> Pipeline:
-        return Pipeline([("counts", counter),
-                         ("tfidf", TfidfTransformer(sublinear_tf=params.sublinear_tf))])
-
-    parts = [("word", tfidf(WordNgramCounts(
-        ngram_max=params.word_ngram_max, min_df=params.word_min_df,
-        max_features=params.word_max_features, stop_words=params.stop_words)))]
+    blocks = [TfidfBlock.fit("word", WordNgrams.fit(
+        texts, params.word_ngram_max, params.word_min_df, params.word_max_features,
+        params.stop_words), texts, params.sublinear_tf)]
     if params.use_chars:
-        parts.append(("char", tfidf(CharNgramCounts(
-            ngram_min=params.char_ngram_min, ngram_max=params.char_ngram_max,
-            min_df=params.char_min_df, max_features=params.char_max_features))))
-    return FeatureUnion(parts)
+        blocks.append(TfidfBlock.fit("char", CharNgrams.fit(
+            texts, params.char_ngram_min, params.char_ngram_max, params.char_min_df,
+            params.char_max_features), texts, params.sublinear_tf))
+    return Vectorizer(tuple(blocks))
 
 
 def label_matrix(rows: list[dict[str, Any]], genres: list[str]) -> np.ndarray:
@@ -72,17 +64,15 @@ def featurize(
         raise TmdbGenresError(f"{str(recipe_path)!r} not found", "run `dvc repro prepare` first")
     recipe = read_json(recipe_path)
     genres = genre_names()
-    vectorizer = build_vectorizer(params)
     try:
-        vectorizer.fit([row["text"] for row in splits["train"]])
+        vectorizer = fit_vectorizer(params, [row["text"] for row in splits["train"]])
     except ValueError as exc:  # e.g. "After pruning, no terms remain"
         raise TmdbGenresError(f"TF-IDF could not be fitted: {exc}",
                               "lower featurize min_df or use a larger snapshot") from None
     summary: dict[str, Any] = {}
     with atomic_dir(out_dir) as tmp:
         for name, rows in splits.items():
-            x = vectorizer.transform([row["text"] for row in rows]).tocsr()
-            x.sort_indices()
+            x = vectorizer.transform([row["text"] for row in rows])
             dump_joblib(
                 paths.split_file(tmp, name, ".joblib"),
                 {
@@ -93,7 +83,7 @@ def featurize(
                 },
             )
             summary[name] = x.shape[0]
-    dump_joblib(vectorizer_path, {**recipe, "vectorizer": vectorizer})
+    dump_joblib(vectorizer_path, {"format": MODEL_FORMAT, **recipe, "vectorizer": vectorizer})
     summary["features"] = int(x.shape[1])
     return summary
 

@@ -15,8 +15,9 @@ import numpy as np
 from . import paths
 from .errors import TmdbGenresError
 from .io import load_joblib, read_json
+from .vectorize import Vectorizer
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2  # of models/vectorizer.joblib and models/model.joblib
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
@@ -82,7 +83,7 @@ class GenreModel:
 
     text_fields: tuple[str, ...]
     title_repeat: int
-    vectorizer: Any
+    vectorizer: Vectorizer
     genres: list[str]
     coef: Any
     intercept: np.ndarray
@@ -105,13 +106,20 @@ class GenreModel:
                     f"model file {str(path)!r} not found",
                     "run `dvc repro` (or `dvc pull`) in the project first",
                 )
-        vec = load_joblib(vectorizer)
-        weights = load_joblib(model)
-        if weights.get("format") != MODEL_FORMAT:
-            raise TmdbGenresError(
-                f"{model} has model format {weights.get('format')!r}, expected {MODEL_FORMAT}",
-                "rerun `dvc repro train` with this version of tmdb-genres",
-            )
+        artifacts = []
+        rebuild = "rerun `dvc repro` with this version of tmdb-genres"
+        for path in (vectorizer, model):
+            try:
+                loaded = load_joblib(path)
+            except Exception as exc:  # truncated, corrupt or from another version: all alike
+                raise TmdbGenresError(f"cannot read {path}: {type(exc).__name__}: {exc}",
+                                      rebuild) from None
+            found = loaded.get("format") if isinstance(loaded, dict) else None
+            if found != MODEL_FORMAT:
+                raise TmdbGenresError(
+                    f"{path} has format {found!r}, expected {MODEL_FORMAT}", rebuild)
+            artifacts.append(loaded)
+        vec, weights = artifacts
         chosen = read_json(thresholds)
         genres = weights["genres"]
         return cls(

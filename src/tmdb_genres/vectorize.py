@@ -1,39 +1,35 @@
-"""Fast n-gram counting with exactly scikit-learn's ``CountVectorizer`` semantics.
+"""TF-IDF features of n-grams, with exactly scikit-learn's counts and weights, as plain data.
 
 ``CountVectorizer`` builds every n-gram of every document as a Python string, which caps
-prediction at about a thousand overviews a second with character n-grams. These counters
-learn their vocabulary with ``CountVectorizer`` itself (so ``min_df``, ``max_features`` and
-stop words behave as documented) and count with NumPy instead:
+prediction at about a thousand overviews a second with character n-grams. Here the
+vocabulary is still learnt by ``CountVectorizer`` (so ``min_df``, ``max_features`` and stop
+words behave as documented), but counting uses NumPy:
 
 - every vocabulary n-gram becomes a path in a trie over symbol ids (characters, or words),
-  stored as sorted arrays (:class:`NgramTrie`);
+  held in a hash table of arrays (:class:`NgramTrie`);
 - a document is an array of symbol ids; all its windows walk the trie together, one symbol
   a step, and a window leaves the walk as soon as its prefix is in no vocabulary n-gram;
 - character n-grams within word boundaries (``char_wb``) depend only on the word, so they
   are found once per distinct word of a batch and summed into documents by a sparse product.
 
-The counts are identical to ``CountVectorizer.transform``'s (the tests check it), so the
-TF-IDF weighting that follows is unchanged.
+The counts equal ``CountVectorizer.transform``'s and the weights ``TfidfTransformer``'s (the
+tests check both). A fitted :class:`Vectorizer` holds only arrays and dictionaries, so its
+pickle is deterministic, loads without scikit-learn and survives scikit-learn upgrades.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction.text import CountVectorizer
 
 # scikit-learn's default token_pattern
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOP = -1  # the symbol of a stop word: dropped before n-grams are formed
-
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
 
 
@@ -157,122 +153,102 @@ def _segments(lengths: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarr
     return segment, ends[segment]
 
 
-class _Counter(BaseEstimator, TransformerMixin):
-    """Shared fitting: the vocabulary is learnt by scikit-learn's CountVectorizer."""
+def _vocabulary(texts: list[str], **options: object) -> list[str]:
+    """The n-grams ``CountVectorizer(**options)`` keeps from ``texts``, in column order."""
+    from sklearn.feature_extraction.text import CountVectorizer
 
-    def _vectorizer(self) -> CountVectorizer:
-        raise NotImplementedError
-
-    def _build_trie(self) -> None:
-        raise NotImplementedError
-
-    def fit(self, raw_documents: Iterable[str], y: Any = None) -> _Counter:
-        """Learn the vocabulary (``vocabulary_``) from the training texts, and its trie."""
-        self.vectorizer_ = self._vectorizer().fit(raw_documents)
-        self.vocabulary_ = self.vectorizer_.vocabulary_
-        # process-specific bookkeeping (an object id); dropped so pickles are reproducible
-        self.vectorizer_.__dict__.pop("_stop_words_id", None)
-        self.vectorizer_.__dict__.pop("stop_words_", None)
-        self._build_trie()
-        return self
-
-    def fit_transform(self, raw_documents: Iterable[str], y: Any = None) -> sp.csr_matrix:
-        """Fit, then count with the fast path (one code path for training and prediction)."""
-        documents = list(raw_documents)
-        return self.fit(documents).transform(documents)
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """The n-grams, in column order."""
-        return self.vectorizer_.get_feature_names_out()
+    vectorizer = CountVectorizer(**options).fit(texts)
+    return [str(term) for term in vectorizer.get_feature_names_out()]
 
 
-class WordNgramCounts(_Counter):
+@dataclass(frozen=True)
+class WordNgrams:
     """Counts of word 1..``ngram_max``-grams (lowercased, stop words removed first)."""
 
-    def __init__(self, ngram_max: int = 1, min_df: int = 1, max_features: int | None = None,
-                 stop_words: str | None = None) -> None:
-        self.ngram_max = ngram_max
-        self.min_df = min_df
-        self.max_features = max_features
-        self.stop_words = stop_words
+    ngram_max: int
+    names: list[str]
+    symbols: dict[str, int]  # word -> symbol id; stop words -> _STOP
+    trie: NgramTrie
 
-    def _vectorizer(self) -> CountVectorizer:
-        return CountVectorizer(ngram_range=(1, self.ngram_max), min_df=self.min_df,
-                               max_features=self.max_features, stop_words=self.stop_words)
+    @classmethod
+    def fit(cls, texts: list[str], ngram_max: int, min_df: int, max_features: int | None,
+            stop_words: str | None) -> WordNgrams:
+        """Learn the vocabulary from the training texts."""
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    def _build_trie(self) -> None:
-        words = sorted({word for term in self.vocabulary_ for word in term.split(" ")})
+        names = _vocabulary(texts, ngram_range=(1, ngram_max), min_df=min_df,
+                            max_features=max_features, stop_words=stop_words)
+        words = sorted({word for term in names for word in term.split(" ")})
         symbols = {word: i for i, word in enumerate(words, start=1)}
-        self.trie_ = NgramTrie.build(
+        trie = NgramTrie.build(
             {tuple(symbols[w] for w in term.split(" ")): column
-             for term, column in self.vocabulary_.items()},
+             for column, term in enumerate(names)},
             len(words),
         )
-        # stop words are removed before n-grams are formed (never vocabulary words); sorted,
-        # because a frozenset's order changes from process to process
-        stop = sorted(self.vectorizer_.get_stop_words() or ())
-        self.symbols_ = {**symbols, **dict.fromkeys(stop, _STOP)}
+        # stop words are removed before n-grams are formed (never vocabulary words)
+        stop = sorted(ENGLISH_STOP_WORDS) if stop_words == "english" else []
+        return cls(ngram_max, names, {**symbols, **dict.fromkeys(stop, _STOP)}, trie)
 
-    def transform(self, raw_documents: Iterable[str]) -> sp.csr_matrix:
-        """Count matrix of the documents' known word n-grams."""
-        symbol, unknown = self.symbols_.get, itertools.repeat(0)
+    def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Count matrix of the texts' known word n-grams."""
+        symbol, unknown = self.symbols.get, itertools.repeat(0)
         lengths, found = [], []
-        for document in raw_documents:
+        for text in texts:
             before = len(found)
-            found.extend(map(symbol, _TOKEN.findall(document.lower()), unknown))
+            found.extend(map(symbol, _TOKEN.findall(text.lower()), unknown))
             lengths.append(len(found) - before)
         symbols = np.array(found, dtype=np.int64)
         segment, _ = _segments(lengths)
         kept = symbols != _STOP
         segment, ends = _segments(np.bincount(segment[kept], minlength=len(lengths)))
-        starts, columns = self.trie_.find(symbols[kept], ends, 1, self.ngram_max)
-        return _matrix(segment[starts], columns, (len(lengths), len(self.vocabulary_)))
+        starts, columns = self.trie.find(symbols[kept], ends, 1, self.ngram_max)
+        return _matrix(segment[starts], columns, (len(lengths), len(self.names)))
 
 
-class CharNgramCounts(_Counter):
+@dataclass(frozen=True)
+class CharNgrams:
     """Counts of character ``ngram_min``..``ngram_max``-grams inside word boundaries."""
 
-    def __init__(self, ngram_min: int = 2, ngram_max: int = 5, min_df: int = 1,
-                 max_features: int | None = None) -> None:
-        self.ngram_min = ngram_min
-        self.ngram_max = ngram_max
-        self.min_df = min_df
-        self.max_features = max_features
+    ngram_min: int
+    ngram_max: int
+    names: list[str]
+    char_symbols: np.ndarray  # code point -> symbol id; the last entry (0) for larger ones
+    trie: NgramTrie
 
-    def _build_trie(self) -> None:
-        chars = sorted(set("".join(self.vocabulary_)))
-        # code point -> symbol id; the last entry (0) stands for every larger code point
-        self.char_symbols_ = np.zeros(max(map(ord, chars), default=0) + 2, dtype=np.int64)
-        self.char_symbols_[[ord(c) for c in chars]] = np.arange(1, len(chars) + 1)
+    @classmethod
+    def fit(cls, texts: list[str], ngram_min: int, ngram_max: int, min_df: int,
+            max_features: int | None) -> CharNgrams:
+        """Learn the vocabulary from the training texts."""
+        names = _vocabulary(texts, analyzer="char_wb", ngram_range=(ngram_min, ngram_max),
+                            min_df=min_df, max_features=max_features)
+        chars = sorted(set("".join(names)))
+        char_symbols = np.zeros(max(map(ord, chars), default=0) + 2, dtype=np.int64)
+        char_symbols[[ord(c) for c in chars]] = np.arange(1, len(chars) + 1)
         symbol = {c: i for i, c in enumerate(chars, start=1)}
-        self.trie_ = NgramTrie.build(
-            {tuple(map(symbol.__getitem__, term)): column
-             for term, column in self.vocabulary_.items()},
+        trie = NgramTrie.build(
+            {tuple(map(symbol.__getitem__, term)): column for column, term in enumerate(names)},
             len(chars),
         )
-
-    def _vectorizer(self) -> CountVectorizer:
-        return CountVectorizer(analyzer="char_wb", ngram_range=(self.ngram_min, self.ngram_max),
-                               min_df=self.min_df, max_features=self.max_features)
+        return cls(ngram_min, ngram_max, names, char_symbols, trie)
 
     def _symbols(self, text: str) -> np.ndarray:
         """Symbol ids of the characters of ``text`` (0 for characters in no feature)."""
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        return self.char_symbols_[np.minimum(codes, len(self.char_symbols_) - 1)]
+        return self.char_symbols[np.minimum(codes, len(self.char_symbols) - 1)]
 
     def word_counts(self, words: list[str]) -> sp.csr_matrix:
         """(words x features) counts of each word's n-grams, padded with a space each side."""
         segment, ends = _segments([len(w) + 2 for w in words])
         symbols = self._symbols("".join(f" {w} " for w in words))
-        starts, columns = self.trie_.find(symbols, ends, self.ngram_min, self.ngram_max,
-                                          whole_below_min=True)
-        return _matrix(segment[starts], columns, (len(words), len(self.vocabulary_)))
+        starts, columns = self.trie.find(symbols, ends, self.ngram_min, self.ngram_max,
+                                         whole_below_min=True)
+        return _matrix(segment[starts], columns, (len(words), len(self.names)))
 
-    def transform(self, raw_documents: Iterable[str]) -> sp.csr_matrix:
-        """Count matrix of the documents' known character n-grams."""
+    def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Count matrix of the texts' known character n-grams."""
         lengths, words = [], []
-        for document in raw_documents:
-            tokens = document.lower().split()
+        for text in texts:
+            tokens = text.lower().split()
             lengths.append(len(tokens))
             words.extend(tokens)
         distinct = {word: i for i, word in enumerate(dict.fromkeys(words))}
@@ -281,3 +257,53 @@ class CharNgramCounts(_Counter):
         segment, _ = _segments(lengths)
         documents = _matrix(segment, occurrences, (len(lengths), len(distinct)))
         return (documents @ self.word_counts(list(distinct))).tocsr()
+
+
+@dataclass(frozen=True)
+class TfidfBlock:
+    """One block of features: n-gram counts, (sublinear) tf times smoothed idf, L2-normalised."""
+
+    name: str
+    counter: WordNgrams | CharNgrams
+    idf: np.ndarray
+    sublinear_tf: bool
+
+    @classmethod
+    def fit(cls, name: str, counter: WordNgrams | CharNgrams, texts: list[str],
+            sublinear_tf: bool) -> TfidfBlock:
+        """Learn the idf weights from the training texts (scikit-learn's smoothed idf)."""
+        counts = counter.counts(texts)
+        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
+        idf = np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1
+        return cls(name, counter, idf, sublinear_tf)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """The texts' TF-IDF rows (float64, each of unit length unless empty)."""
+        x = self.counter.counts(texts).astype(np.float64)
+        if self.sublinear_tf:
+            x.data = np.log(x.data) + 1
+        x.data *= self.idf[x.indices]
+        norms = np.sqrt(np.bincount(np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)),
+                                    weights=x.data**2, minlength=x.shape[0]))
+        norms[norms == 0] = 1
+        x.data /= np.repeat(norms, np.diff(x.indptr))
+        return x
+
+
+@dataclass(frozen=True)
+class Vectorizer:
+    """The fitted blocks, side by side: what a model text becomes before the linear model."""
+
+    blocks: tuple[TfidfBlock, ...]
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Feature rows (float32 CSR, columns sorted) of the texts."""
+        x = sp.hstack([block.transform(texts) for block in self.blocks], format="csr",
+                      dtype=np.float32)
+        x.sort_indices()
+        return x
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Every feature's n-gram, in column order."""
+        return [name for block in self.blocks for name in block.counter.names]
