@@ -4,7 +4,7 @@ Figures (targets on 2 cores in brackets):
 - full `dvc repro` seconds from an empty cache (< 60 s) and its peak memory (< 1.5 GiB),
 - threshold-only `dvc repro` seconds (< 5 s) and no-op `dvc repro` seconds (< 1.5 s),
 - full-run seconds and peak memory on 25%, 50% and 100% of the data (growth should be
-  close to linear),
+  close to linear), and each stage's own seconds at each size,
 - `predict` throughput in overviews/s on the full data (>= 20,000),
 - the ingestion figures of `bench_ingest.py` (live pull from the loopback emulator).
 
@@ -106,6 +106,12 @@ def timed(label: str, seconds: list[float], unit_count: int | None = None) -> No
         print(f"{label}: {unit_count / median:,.0f} overviews/s, median {median:.2f} s{spread}")
 
 
+def stage_seconds(repo: Path) -> dict[str, float]:
+    """Wall seconds of each stage's command, run again outside DVC (same outputs)."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    return {name: run(["sh", "-c", stage["cmd"]], repo)[0] for name, stage in stages.items()}
+
+
 def pipeline_figures(lines: list[str], fractions: list[float], repeats: int) -> None:
     """Full / threshold-only / no-op repro times, peak memory by data size, and predict."""
     for fraction in fractions:
@@ -117,6 +123,9 @@ def pipeline_figures(lines: list[str], fractions: list[float], repeats: int) -> 
             movies = round(len(lines) * fraction)
             print(f"full dvc repro, {fraction:.0%} of the data (~{movies} movies): "
                   f"{full:.1f} s, peak memory {peak / GIB:.2f} GiB")
+            stages = ", ".join(f"{name} {seconds:.1f} s"
+                               for name, seconds in stage_seconds(repo).items())
+            print(f"  each stage's command alone, {fraction:.0%}: {stages}")
             if fraction == 1.0:
                 threshold = []
                 for i in range(repeats):  # alternate, so that every run has a real change
