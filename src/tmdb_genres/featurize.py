@@ -73,6 +73,7 @@ def featurize(
     with atomic_dir(out_dir) as tmp:
         for name, rows in splits.items():
             x = vectorizer.transform([row["text"] for row in rows])
+            x.sort_indices()  # canonical CSR for whoever reads the saved matrices
             dump_joblib(
                 paths.split_file(tmp, name, ".joblib"),
                 {
