@@ -283,10 +283,9 @@ class TfidfBlock:
         if self.sublinear_tf:
             x.data = np.log(x.data) + 1
         x.data *= self.idf[x.indices]
-        norms = np.sqrt(np.bincount(np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)),
-                                    weights=x.data**2, minlength=x.shape[0]))
-        norms[norms == 0] = 1
-        x.data /= np.repeat(norms, np.diff(x.indptr))
+        rows, _ = _segments(np.diff(x.indptr))
+        norms = np.sqrt(np.bincount(rows, weights=x.data**2, minlength=x.shape[0]))
+        x.data /= norms[rows]  # an empty row has no entries to divide
         return x
 
 
