@@ -19,9 +19,9 @@ TOKEN = "bench-token"
 
 def pull_once(movies: list, fault_rate: float) -> tuple[float, int, int]:
     """One full pull into a fresh directory: ``(seconds, movies, requests)``."""
-    from tmdb_genres import emulator
     from tmdb_genres.fetch import fetch
     from tmdb_genres.params import FetchParams
+    from tmdb_genres.sources import emulator
 
     params = FetchParams(source="tmdb", snapshot="bench", requests_per_second=0.0,
                          concurrency=4, timeout_seconds=0.5, max_retries=8)
@@ -55,7 +55,7 @@ def main() -> None:
     if not SHARED_MOVIES.is_file():
         print(f"bench_ingest: skipped, {SHARED_MOVIES} not found")
         return
-    from tmdb_genres import emulator
+    from tmdb_genres.sources import emulator
 
     movies = emulator.load_movies(SHARED_MOVIES)
     clean_s, count, requests = pull_once(movies, 0.0)

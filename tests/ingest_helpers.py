@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tmdb_genres import emulator
+from tmdb_genres.sources import emulator
 
 TOKEN = "test-token-5ecret"
 
@@ -52,7 +52,7 @@ def fetch_params(**overrides: Any) -> dict[str, Any]:
     """A ``fetch`` section for tests: the live API, no rate limit, short timeouts."""
     section: dict[str, Any] = {
         "source": "tmdb",
-        "watch": "src/tmdb_genres/tmdb_api.py",
+        "watch": "src/tmdb_genres/sources/tmdb_api.py",
         "snapshot": "test",
         "release_date_gte": "1874-01-01",
         "release_date_lte": "2022-12-31",

@@ -27,7 +27,7 @@ import yaml
 
 from tests.github_fake import FakeGitHub, pr_event
 from tests.workflow_steps import ROOT, bash_command, find_step, load_workflow
-from tmdb_genres import report as rp
+from tmdb_genres.ci import report as rp
 
 pytestmark = pytest.mark.e2e
 
@@ -260,7 +260,7 @@ def test_pull_request_that_changes_nothing_reports_no_metric_changes(origin: Ori
 
 def test_without_data_the_source_step_pulls_live_or_skips(origin: Origin, tmp_path: Path) -> None:
     """No ../shared, no DVC remote: TMDB_API_TOKEN pulls a live snapshot; without it, a notice."""
-    from tmdb_genres import emulator
+    from tmdb_genres.sources import emulator
 
     with gzip.open(origin.sample, "rt", encoding="utf-8") as handle:
         movies = [json.loads(line) for line in handle][:200]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tmdb_genres import emulator
+from tmdb_genres.sources import emulator
 
 from .ingest_helpers import TOKEN, running, synthetic_movies
 

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tmdb_genres.export import (
+from tmdb_genres.fetch import fetch
+from tmdb_genres.io import read_json, read_jsonl
+from tmdb_genres.params import FetchParams
+from tmdb_genres.sources.export import (
     ExportError,
     RowReject,
     detect_delimiter,
@@ -13,9 +16,6 @@ from tmdb_genres.export import (
     parse_genres,
     parse_number,
 )
-from tmdb_genres.fetch import fetch
-from tmdb_genres.io import read_json, read_jsonl
-from tmdb_genres.params import FetchParams
 
 from .conftest import SHARED_DATA
 

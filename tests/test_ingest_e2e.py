@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tmdb_genres import emulator
 from tmdb_genres.io import read_json, write_jsonl
+from tmdb_genres.sources import emulator
 
 from .conftest import ROOT
 from .ingest_helpers import TOKEN, running, synthetic_movies, write_params
@@ -119,8 +119,8 @@ def dvc(root: Path, env: dict[str, str], *args: str) -> str:
 
 def test_noop_dvc_repro_makes_no_request(tmp_path):
     root = tmp_path / "project"
-    for path in ("dvc.yaml", "src/tmdb_genres/fetch.py", "src/tmdb_genres/export.py",
-                 "src/tmdb_genres/tmdb_api.py"):
+    for path in ("dvc.yaml", "src/tmdb_genres/fetch.py", "src/tmdb_genres/sources/export.py",
+                 "src/tmdb_genres/sources/tmdb_api.py"):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, root / path)
     write_params(root, _base())

@@ -82,7 +82,7 @@ def test_watch_must_follow_a_file_source(params_data):
     with pytest.raises(ParamsError, match=r"fetch.watch must be the same path as fetch.source"):
         parse_params(params_data)
     params_data["fetch"].update(source="tmdb", watch="tmdb")
-    with pytest.raises(ParamsError, match=r"set fetch.watch: src/tmdb_genres/tmdb_api.py"):
+    with pytest.raises(ParamsError, match=r"set fetch.watch: src/tmdb_genres/sources/tmdb_api.py"):
         parse_params(params_data)
-    params_data["fetch"]["watch"] = "src/tmdb_genres/tmdb_api.py"
+    params_data["fetch"]["watch"] = "src/tmdb_genres/sources/tmdb_api.py"
     assert parse_params(params_data).fetch.source == "tmdb"

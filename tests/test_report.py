@@ -15,7 +15,8 @@ import pytest
 
 from tests.github_fake import FakeGitHub, pr_event
 from tmdb_genres import cli
-from tmdb_genres import report as rp
+from tmdb_genres.ci import report as rp
+from tmdb_genres.ci.github import GitHubError
 
 REPO = "octo/tmdb-genres"
 
@@ -306,7 +307,7 @@ def test_push_run_writes_summary_and_makes_no_call(tmp_path: Path, github: FakeG
 
 def test_api_error_is_one_clear_line(tmp_path: Path, github: FakeGitHub) -> None:
     github.fail_with = 403
-    with pytest.raises(rp.GitHubError) as info:
+    with pytest.raises(GitHubError) as info:
         rp.publish("x", _args(), _env(tmp_path, github, pr_event(REPO, 7)))
     message = str(info.value)
     assert "\n" not in message
@@ -319,7 +320,7 @@ def test_unreachable_api_and_missing_token_are_one_line(tmp_path: Path,
                                                         github: FakeGitHub) -> None:
     env = _env(tmp_path, github, pr_event(REPO, 7))
     github.stop()
-    with pytest.raises(rp.GitHubError, match="cannot reach the GitHub API"):
+    with pytest.raises(GitHubError, match="cannot reach the GitHub API"):
         rp.publish("x", _args(), env)
     env.pop("GITHUB_TOKEN")
     with pytest.raises(rp.TmdbGenresError, match="GITHUB_TOKEN is not set"):
@@ -333,7 +334,7 @@ def test_pagination_link_to_another_host_is_refused(tmp_path: Path, github: Fake
     github.url = "http://127.0.0.2:9"  # the fake now advertises a foreign next page
     env = _env(tmp_path, github, pr_event(REPO, 7))
     env["GITHUB_API_URL"] = real_url
-    with pytest.raises(rp.GitHubError, match="outside the API"):
+    with pytest.raises(GitHubError, match="outside the API"):
         rp.publish("x", _args(), env)
     assert len(github.requests) == 1
 

@@ -9,7 +9,7 @@ from tmdb_genres import cli
 from tmdb_genres.fetch import fetch
 from tmdb_genres.io import read_json, read_jsonl
 from tmdb_genres.params import parse_params
-from tmdb_genres.tmdb_api import (
+from tmdb_genres.sources.tmdb_api import (
     MAX_RESULTS,
     TOKEN_URL,
     ApiError,

@@ -19,8 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "stage 4: one-vs-rest linear SVM, calibrated on validation"),
     "evaluate": ("evaluate", "stage 5: apply thresholds, write metrics, plots, thresholds"),
     "predict": ("predict", "predict genres for a JSONL/CSV file or one --text"),
-    "emulator": ("emulator", "serve a snapshot as a loopback TMDB API (with optional faults)"),
-    "report": ("report", "CI: metrics/params diff vs a base ref as markdown; one PR comment"),
+    "emulator": ("sources.emulator",
+                 "serve a snapshot as a loopback TMDB API (with optional faults)"),
+    "report": ("ci.report", "CI: metrics/params diff vs a base ref as markdown; one PR comment"),
 }
 
 

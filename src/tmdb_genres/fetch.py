@@ -156,11 +156,11 @@ def read_source(params: FetchParams, report: FetchReport) -> Iterator[Any]:
     """Yield raw TMDB movie objects from the source ``fetch.source`` names."""
     kind = source_kind(params)
     if kind == "tmdb":
-        from .tmdb_api import read_tmdb_source
+        from .sources.tmdb_api import read_tmdb_source
 
         return read_tmdb_source(params, report)
     if kind == "csv":
-        from .export import read_csv_source
+        from .sources.export import read_csv_source
 
         return read_csv_source(Path(params.source), report)
     return read_jsonl_source(Path(params.source), report)

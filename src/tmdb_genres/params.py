@@ -276,7 +276,7 @@ def _fetch(s: _Section) -> FetchParams:
     if source == "tmdb" and watch == "tmdb":
         raise ParamsError(
             "params.yaml: fetch.watch must name an existing file, got 'tmdb'",
-            "for the live API set fetch.watch: src/tmdb_genres/tmdb_api.py",
+            "for the live API set fetch.watch: src/tmdb_genres/sources/tmdb_api.py",
         )
     return FetchParams(
         source=source,

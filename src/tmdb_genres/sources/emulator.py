@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import TmdbGenresError
+from ..errors import TmdbGenresError
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -69,7 +69,7 @@ class Stats:
 
 def load_movies(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSONL(.gz) snapshot of TMDB movie objects, dropping non-TMDB fields."""
-    from .io import read_jsonl
+    from ..io import read_jsonl
 
     path = Path(path)
     if not path.is_file():
@@ -82,7 +82,7 @@ def load_movies(path: str | Path) -> list[dict[str, Any]]:
 
 def default_genres() -> list[dict[str, Any]]:
     """TMDB's genre list in the shape of ``/genre/movie/list``."""
-    from .genres import TMDB_GENRES
+    from ..genres import TMDB_GENRES
 
     return [{"id": gid, "name": name} for gid, name in TMDB_GENRES.items()]
 

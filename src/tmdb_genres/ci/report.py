@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from .errors import TmdbGenresError
+from ..errors import TmdbGenresError
+from .github import DEFAULT_API, GitHubClient
 
 MARKER = "<!-- tmdb-genres-report -->"
 TITLE = "tmdb-genres: pipeline report"
@@ -51,8 +51,6 @@ PER_GENRE_KEY = "per_genre"
 
 # GitHub refuses comments longer than this many characters.
 MAX_COMMENT_CHARS = 65_000
-API_VERSION = "2022-11-28"
-TIMEOUT_S = 30
 
 _REPRO_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ran", re.compile(r"^Running stage '(?P<stage>[^']+)'")),
@@ -514,87 +512,6 @@ def read_event(path: str | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# I/O: GitHub REST API
-
-
-class GitHubError(TmdbGenresError):
-    """The GitHub API refused or could not be reached."""
-
-
-def _same_origin(url: str, base: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
-
-
-def _api_error(method: str, url: str, response: Any) -> GitHubError:
-    try:
-        message = response.json().get("message", "")
-    except ValueError:
-        message = response.text[:200]
-    path = urlsplit(url).path
-    remedy = ("give the job `permissions: pull-requests: write` and pass GITHUB_TOKEN"
-              if response.status_code in (401, 403, 404)
-              else "retry the job; see https://www.githubstatus.com")
-    return GitHubError(f"GitHub API answered {response.status_code} {response.reason} to "
-                       f"{method} {path}: {' '.join(str(message).split()) or 'no message'}",
-                       remedy)
-
-
-def _request(session: Any, method: str, url: str, **kwargs: Any) -> Any:
-    import requests
-
-    try:
-        response = session.request(method, url, timeout=TIMEOUT_S, **kwargs)
-    except requests.RequestException as exc:
-        raise GitHubError(f"cannot reach the GitHub API at {url}: {type(exc).__name__}",
-                          "check GITHUB_API_URL and the network") from exc
-    if response.status_code >= 400:
-        raise _api_error(method, url, response)
-    return response
-
-
-def find_marked_comment(session: Any, api: str, repo: str, number: int,
-                        marker: str = MARKER) -> dict[str, Any] | None:
-    """The first comment of the pull request that contains ``marker``, following pagination."""
-    url: str | None = f"{api}/repos/{repo}/issues/{number}/comments?per_page=100"
-    while url:
-        response = _request(session, "GET", url)
-        for comment in response.json():
-            if marker in (comment.get("body") or ""):
-                return comment
-        url = response.links.get("next", {}).get("url")
-        if url and not _same_origin(url, api):  # never send the token elsewhere
-            raise GitHubError(f"pagination link points outside the API: {url}",
-                              "check GITHUB_API_URL")
-    return None
-
-
-def upsert_comment(api: str, token: str, pr: PullRequest, body: str,
-                   session: Any = None) -> tuple[str, str]:
-    """Update the pull request's marked comment, or create it; return (action, comment URL)."""
-    import requests
-
-    api = api.rstrip("/")
-    session = session or requests.Session()
-    session.headers.update({
-        "Authorization": f"Bearer {token}",
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": API_VERSION,
-        "User-Agent": "tmdb-genres-report",
-    })
-    existing = find_marked_comment(session, api, pr.repo, pr.number)
-    if existing is not None:
-        url = f"{api}/repos/{pr.repo}/issues/comments/{existing['id']}"
-        response = _request(session, "PATCH", url, json={"body": body})
-        action = "updated"
-    else:
-        url = f"{api}/repos/{pr.repo}/issues/{pr.number}/comments"
-        response = _request(session, "POST", url, json={"body": body})
-        action = "created"
-    return action, str(response.json().get("html_url", url))
-
-
-# ---------------------------------------------------------------------------------------------
 # Command
 
 
@@ -637,8 +554,9 @@ def publish(body: str, args: argparse.Namespace, env: Mapping[str, str]) -> str:
     if not token:
         raise TmdbGenresError("GITHUB_TOKEN is not set, so the pull-request comment cannot be "
                               "posted", "pass `GITHUB_TOKEN: ${{ github.token }}` in the step env")
-    api = env.get("GITHUB_API_URL") or "https://api.github.com"
-    action, url = upsert_comment(api, token, pr, body)
+    client = GitHubClient(env.get("GITHUB_API_URL") or DEFAULT_API, token,
+                          user_agent="tmdb-genres-report")
+    action, url = client.upsert_comment(pr.repo, pr.number, body, MARKER)
     return f"report: {action} the comment on {pr.repo}#{pr.number}: {url}"
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import TmdbGenresError
-from .genres import GENRE_IDS, TMDB_GENRES
+from ..errors import TmdbGenresError
+from ..genres import GENRE_IDS, TMDB_GENRES
 
 DELIMITERS = (";", ",", "\t", "|")
 # canonical field -> header names it may appear under (normalised: lower case, "_" for gaps)
@@ -203,7 +203,7 @@ def convert_row(row: list[str], header: list[str], columns: dict[str, int]) -> d
 
 def read_csv_source(path: Path, report: Any) -> Iterator[dict[str, Any]]:
     """Yield TMDB movie objects from a CSV(.gz) export; count and record rejected rows."""
-    from .io import open_text
+    from ..io import open_text
 
     if not path.is_file():
         raise ExportError(f"fetch source {str(path)!r} does not exist or is not a file",

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import TmdbGenresError
-from .params import FetchParams
+from ..errors import TmdbGenresError
+from ..params import FetchParams
 
 ENV_TOKEN = "TMDB_API_TOKEN"
 ENV_KEY = "TMDB_API_KEY"
@@ -266,7 +266,7 @@ def _ensure_cache_root(root: Path) -> None:
     top = root.parent if root.name == "tmdb" else root
     ignore = top / ".gitignore"
     if not ignore.exists():
-        from .io import atomic_text
+        from ..io import atomic_text
 
         with atomic_text(ignore) as handle:
             handle.write("# checkpoints of live TMDB pulls; never committed\n*\n")
@@ -306,7 +306,7 @@ class Pull:
             return None  # a damaged checkpoint is refetched
 
     def _save(self, window: Window, total: int, results: list[dict[str, Any]]) -> None:
-        from .io import write_json
+        from ..io import write_json
 
         write_json(self._checkpoint(window),
                    {"window": window.key, "total_results": total, "results": results})
@@ -425,7 +425,7 @@ def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = N
     pull = Pull(client, params, cache_dir,
                 progress=sys.stderr.isatty() if progress is None else progress)
     genres = pull.genres()
-    from .genres import TMDB_GENRES
+    from ..genres import TMDB_GENRES
 
     unknown = sorted({g.get("id") for g in genres} - set(TMDB_GENRES), key=str)
     for movie in pull.run():
@@ -449,7 +449,7 @@ def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = N
         "unknown_genre_ids": unknown,
         "fetched_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
     }
-    from .io import write_json
+    from ..io import write_json
 
     write_json(cache_dir / "manifest.json", manifest)
     report.manifest.update(manifest)

@@ -1,0 +1,1 @@
+"""Workflow commands for GitHub Actions: the metrics report and the one GitHub client they share."""
