@@ -8,6 +8,7 @@ import pytest
 
 from tmdb_genres.fetch import FetchReport, SourceError, canonical_movies, check_movie, fetch
 from tmdb_genres.params import FetchParams
+from tmdb_genres.sources import Row
 
 from .conftest import toy_movies
 
@@ -47,9 +48,10 @@ def test_check_movie_rejects_by_kind(obj, kind):
 def test_canonical_movies_dedupes_first_wins_and_sorts():
     report = FetchReport("test")
     movies = canonical_movies(
-        [{"id": 3, "title": "c", "overview": "", "genre_ids": []},
-         {"id": 1, "title": "a", "overview": "", "genre_ids": []},
-         {"id": 3, "title": "c2", "overview": "", "genre_ids": []}],
+        [Row({"line": n}, obj) for n, obj in enumerate([
+            {"id": 3, "title": "c", "overview": "", "genre_ids": []},
+            {"id": 1, "title": "a", "overview": "", "genre_ids": []},
+            {"id": 3, "title": "c2", "overview": "", "genre_ids": []}], start=1)],
         report,
     )
     assert [(m["id"], m["title"]) for m in movies] == [(1, "a"), (3, "c")]

@@ -119,7 +119,8 @@ def dvc(root: Path, env: dict[str, str], *args: str) -> str:
 
 def test_noop_dvc_repro_makes_no_request(tmp_path):
     root = tmp_path / "project"
-    for path in ("dvc.yaml", "src/tmdb_genres/fetch.py", "src/tmdb_genres/sources/export.py",
+    for path in ("dvc.yaml", "src/tmdb_genres/fetch.py", "src/tmdb_genres/sources/__init__.py",
+                 "src/tmdb_genres/sources/export.py",
                  "src/tmdb_genres/sources/tmdb_api.py"):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, root / path)

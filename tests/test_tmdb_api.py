@@ -76,7 +76,8 @@ def test_window_over_the_cap_is_split_and_complete(tmp_path, monkeypatch, params
         got, manifest = pull(tmp_path, monkeypatch, server, params(params_data))
     assert [m["id"] for m in got] == expected(movies)
     assert manifest["window_splits"] >= 1 and manifest["windows"] >= 2
-    assert manifest["results_short_of_total"] == 0
+    assert manifest["completeness"]["shortfall"] == 0
+    assert manifest["completeness"]["expected"] == len(movies)
 
 
 def test_checkpoints_make_a_rerun_offline(tmp_path, monkeypatch, params_data):
