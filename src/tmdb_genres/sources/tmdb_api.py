@@ -48,8 +48,8 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 60.0
 CHECKPOINT_VERSION = 2
-STALL_PASSES = 3  # repeated passes of one day that add nothing before giving up
-MAX_PASSES = 10  # repeated passes of one day at most
+STALL_PASSES = 5  # repeated passes of one day that add nothing before giving up
+MAX_PASSES = 20  # repeated passes of one day at most
 
 
 class ApiError(TmdbGenresError):
