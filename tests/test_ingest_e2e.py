@@ -175,3 +175,10 @@ def test_noop_dvc_repro_makes_no_request(tmp_path):
         write_jsonl(source, movies[:120])
         assert "Running stage 'fetch'" in dvc(root, env, "repro", "fetch")
         assert read_json(root / "metrics/fetch.json")["movies"] == 120
+
+
+def test_bench_ingest_help_prints_help_and_runs_nothing():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_ingest.py"), "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("usage: bench_ingest.py")
+    assert "ties" in result.stdout and "ingest [" not in result.stdout  # nothing was pulled
