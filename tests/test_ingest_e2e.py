@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tmdb_genres.io import read_json, write_jsonl
+from tmdb_genres.io import read_json, read_jsonl, write_jsonl
 from tmdb_genres.sources import emulator
 
 from .conftest import ROOT
@@ -137,7 +137,7 @@ def dvc(root: Path, env: dict[str, str], *args: str) -> str:
     result = subprocess.run([str(BIN / "dvc"), *args], cwd=root, env=env, text=True,
                             capture_output=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return result.stdout + result.stderr
 
 
 def test_noop_dvc_repro_makes_no_request(tmp_path):
@@ -173,8 +173,14 @@ def test_noop_dvc_repro_makes_no_request(tmp_path):
         dvc(root, env, "repro", "fetch")
         assert "didn't change" in dvc(root, env, "repro", "fetch")
         write_jsonl(source, movies[:120])
-        assert "Running stage 'fetch'" in dvc(root, env, "repro", "fetch")
+        with source.open("a", encoding="utf-8") as handle:
+            handle.write("{not json\n")
+        out = dvc(root, env, "repro", "fetch")
+        assert "Running stage 'fetch'" in out and "is empty" not in out
         assert read_json(root / "metrics/fetch.json")["movies"] == 120
+        assert read_jsonl(root / "data/raw/rejects.jsonl") == [
+            {"content": "{not json", "error": "Expecting property name enclosed in double quotes",
+             "line": 121, "reason": "malformed_json"}]
 
 
 def test_bench_ingest_help_prints_help_and_runs_nothing():
