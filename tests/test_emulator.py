@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import argparse
+import json
+
 import pytest
 import requests
 
@@ -98,3 +101,70 @@ def test_cli_rejects_unknown_fault(capsys):
     assert cli.main(["emulator", "--faults", "fire", "--snapshot", "/nonexistent"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown fault kind 'fire'" in err and len(err.splitlines()) == 1
+
+
+def tied_movies(days: int = 3, per_day: int = 15) -> list[dict]:
+    """``days * per_day`` movies, ``per_day`` of them on each day: every page boundary ties."""
+    return [{"id": 1 + i, "title": f"T{i}", "overview": "o", "genre_ids": [18],
+             "release_date": f"2001-01-0{1 + i // per_day}", "vote_count": i}
+            for i in range(days * per_day)]
+
+
+def page_ids(server, page, **query):
+    body = get(server, "discover/movie", page=page, sort_by="primary_release_date.asc",
+               **query).json()
+    return [m["id"] for m in body["results"]], body
+
+
+def test_without_shuffle_ties_keep_one_order():
+    with running(tied_movies()) as server:
+        assert [page_ids(server, 1)[0] for _ in range(5)] == [list(range(1, 21))] * 5
+
+
+def test_shuffled_ties_reorder_per_request_within_the_sort_order():
+    movies = tied_movies()
+    date = {m["id"]: m["release_date"] for m in movies}
+    with running(movies, shuffle_ties=True, seed=4) as server:
+        orders, served = set(), []
+        for _ in range(12):
+            pages = [page_ids(server, page)[0] for page in (1, 2, 3)]
+            ids = [i for page in pages for i in page]
+            assert len(ids) == 45
+            assert [date[i] for i in ids] == sorted(date[i] for i in ids)
+            orders.add(tuple(ids))
+            served.append(set(ids))
+        # Each request draws its own order, so paging misses a tied movie and repeats
+        # another (the first page's 15 on 2001-01-01 are always whole: no tie crosses them).
+        assert len(orders) == 12
+        assert any(len(ids) < 45 for ids in served)
+        assert all(set(range(1, 16)) <= ids for ids in served)
+
+
+def test_hidden_movies_are_counted_but_never_served():
+    movies = synthetic_movies(400)
+    with running(movies, hide_fraction=0.05, seed=2) as server:
+        hidden = server.hidden
+        assert 5 <= len(hidden) <= 40
+        served = set()
+        total = None
+        for page in range(1, 21):
+            ids, body = page_ids(server, page)
+            served.update(ids)
+            total = body["total_results"]
+        assert total == 400 and served == {m["id"] for m in movies} - hidden
+    assert emulator.hidden_ids(movies, 0.05, 2) == hidden != emulator.hidden_ids(movies, 0.05, 3)
+
+
+def test_cli_options_for_ties_and_hidden_movies(tmp_path):
+    from tmdb_genres import cli
+
+    parser = emulator.build_parser(argparse.ArgumentParser())
+    snapshot = tmp_path / "m.jsonl"
+    snapshot.write_text("".join(json.dumps(m) + "\n" for m in tied_movies()), encoding="utf-8")
+    args = parser.parse_args(["--snapshot", str(snapshot), "--shuffle-ties",
+                              "--hide-fraction", "0.1"])
+    config = emulator.config_from_args(args)
+    assert config.shuffle_ties and config.hide_fraction == 0.1 and len(config.movies) == 45
+    assert not emulator.config_from_args(parser.parse_args(["--snapshot", str(snapshot)])
+                                         ).shuffle_ties
+    assert cli.main(["emulator", "--hide-fraction", "2", "--snapshot", str(snapshot)]) == 2

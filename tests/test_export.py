@@ -91,8 +91,8 @@ def test_messy_export_imports_with_rejects_by_kind(tmp_path):
     assert spider["genre_ids"] == [12, 28] and spider["vote_count"] == 8940
     batman = next(m for m in movies if m["title"] == "The Batman")
     assert batman["original_language"] == "en" and batman["release_date"] == "2022-03-01"
-    assert sorted(r["kind"] for r in rejects) == sorted(report.rejected)
-    assert {r["line"] for r in rejects if r["kind"] == "bad_release_date"} == {6}
+    assert sorted(r["reason"] for r in rejects) == sorted(report.rejected)
+    assert {r["line"] for r in rejects if r["reason"] == "bad_release_date"} == {6}
     assert read_json(tmp_path / "metrics/fetch.json")["rejected_total"] == 6
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from tmdb_genres.fetch import FetchReport, SourceError, canonical_movies, check_movie, fetch
 from tmdb_genres.params import FetchParams
+from tmdb_genres.sources import Row
 
 from .conftest import toy_movies
 
@@ -47,9 +48,10 @@ def test_check_movie_rejects_by_kind(obj, kind):
 def test_canonical_movies_dedupes_first_wins_and_sorts():
     report = FetchReport("test")
     movies = canonical_movies(
-        [{"id": 3, "title": "c", "overview": "", "genre_ids": []},
-         {"id": 1, "title": "a", "overview": "", "genre_ids": []},
-         {"id": 3, "title": "c2", "overview": "", "genre_ids": []}],
+        [Row({"line": n}, obj) for n, obj in enumerate([
+            {"id": 3, "title": "c", "overview": "", "genre_ids": []},
+            {"id": 1, "title": "a", "overview": "", "genre_ids": []},
+            {"id": 3, "title": "c2", "overview": "", "genre_ids": []}], start=1)],
         report,
     )
     assert [(m["id"], m["title"]) for m in movies] == [(1, "a"), (3, "c")]
@@ -96,3 +98,29 @@ def test_truncated_gzip_is_reported(tmp_path: Path):
     with pytest.raises(SourceError, match="cannot read fetch source"):
         fetch(FetchParams(source=str(cut)), tmp_path / "o", tmp_path / "r")
     assert not (tmp_path / "o").exists()
+
+
+def test_rejected_jsonl_rows_are_written_with_line_reason_and_content(tmp_path: Path):
+    movies = toy_movies(3)
+    long_bad = json.dumps({"id": 50, "title": "T", "overview": "x" * 400, "genre_ids": ["Drama"]})
+    lines = [json.dumps(movies[0]), "{not json", "", json.dumps({"id": 99}),
+             json.dumps(movies[1]), long_bad, json.dumps(movies[2])]
+    source = write_lines(tmp_path / "movies.jsonl", lines)
+    fetch(FetchParams(source=str(source)), tmp_path / "raw" / "movies.jsonl",
+          tmp_path / "fetch.json")
+    rejects = [json.loads(line) for line in
+               (tmp_path / "raw" / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rejects[0] == {"line": 2, "reason": "malformed_json", "content": "{not json",
+                          "error": "Expecting property name enclosed in double quotes"}
+    assert rejects[1] == {"line": 4, "reason": "missing_title", "content": '{"id": 99}'}
+    assert rejects[2]["line"] == 6 and rejects[2]["reason"] == "bad_genre_ids"
+    assert rejects[2]["content"] == json.dumps(json.loads(long_bad), sort_keys=True)[:199] + "…"
+    assert len(rejects) == 3
+
+
+def test_clean_source_writes_an_empty_rejects_file(tmp_path: Path):
+    source = write_lines(tmp_path / "m.jsonl", [json.dumps(m) for m in toy_movies(5)])
+    fetch(FetchParams(source=str(source)), tmp_path / "raw" / "movies.jsonl",
+          tmp_path / "fetch.json")
+    assert (tmp_path / "raw" / "rejects.jsonl").read_bytes() == b""
+    assert "completeness" not in json.loads((tmp_path / "fetch.json").read_text())

@@ -26,6 +26,7 @@ def test_committed_params_load(params_data):
         ("prepare", "text_fields", ["plot"], "prepare.text_fields must be a non-empty list"),
         ("prepare", "min_overview_chars", 2.5, "prepare.min_overview_chars must be an integer"),
         ("train", "class_weight", "auto", "train.class_weight must be null or one of balanced"),
+        ("fetch", "allow_incomplete", "yes", "fetch.allow_incomplete must be true or false"),
     ],
 )
 def test_bad_values_name_key_and_expectation(params_data, section, key, value, message):
@@ -34,6 +35,14 @@ def test_bad_values_name_key_and_expectation(params_data, section, key, value, m
         parse_params(params_data)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_allow_incomplete_defaults_to_false(params_data):
+    assert parse_params(params_data).fetch.allow_incomplete is False
+    del params_data["fetch"]["allow_incomplete"]
+    assert parse_params(params_data).fetch.allow_incomplete is False
+    params_data["fetch"]["allow_incomplete"] = True
+    assert parse_params(params_data).fetch.allow_incomplete is True
 
 
 def test_unknown_per_genre_name_lists_known_ones(params_data):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -9,12 +10,14 @@ from tmdb_genres import cli
 from tmdb_genres.fetch import fetch
 from tmdb_genres.io import read_json, read_jsonl
 from tmdb_genres.params import parse_params
+from tmdb_genres.sources import Row
 from tmdb_genres.sources.tmdb_api import (
     MAX_RESULTS,
     TOKEN_URL,
     ApiError,
     Window,
     credentials_from_env,
+    tie_dates,
 )
 
 from .ingest_helpers import TOKEN, fetch_params, running, synthetic_movies, write_params
@@ -76,7 +79,8 @@ def test_window_over_the_cap_is_split_and_complete(tmp_path, monkeypatch, params
         got, manifest = pull(tmp_path, monkeypatch, server, params(params_data))
     assert [m["id"] for m in got] == expected(movies)
     assert manifest["window_splits"] >= 1 and manifest["windows"] >= 2
-    assert manifest["results_short_of_total"] == 0
+    assert manifest["completeness"]["shortfall"] == 0
+    assert manifest["completeness"]["expected"] == len(movies)
 
 
 def test_checkpoints_make_a_rerun_offline(tmp_path, monkeypatch, params_data):
@@ -145,3 +149,116 @@ def test_missing_credentials_is_one_line(tmp_path, monkeypatch, capsys, params_d
     status, err = run_cli(tmp_path, monkeypatch, capsys, "http://127.0.0.1:9/3", "",
                           params_data)
     assert status == 2 and len(err.splitlines()) == 1 and "TMDB_API_TOKEN" in err
+
+
+def test_tie_dates_name_repeated_days_first_then_days_tied_across_pages():
+    def page(number, *movies):
+        return [Row({"page": number, "position": i}, {"id": movie_id, "release_date": date})
+                for i, (movie_id, date) in enumerate(movies, start=1)]
+
+    pages = [page(1, (1, "2000-01-01"), (2, "2000-01-02")),
+             page(2, (2, "2000-01-02"), (3, "2000-01-03")),  # 2 served twice
+             page(3, (4, "2000-01-03"), (5, "2000-01-04")),  # 01-03 tied across 2 | 3
+             page(4, (6, "2000-01-05"))]
+    assert tie_dates(pages) == (["2000-01-02"], ["2000-01-03"])
+    assert tie_dates([page(1, (1, "2000-01-01")), page(2, (2, "2000-01-02"))]) == ([], [])
+
+
+def crowded_days(n_days: int = 4, per_day: int = 45, same_votes: bool = False):
+    """Days with more movies than a page holds: paging ties across pages within a day."""
+    return [{"id": 100_000 + i, "title": f"M{i}", "overview": "o", "genre_ids": [18],
+             "release_date": f"2010-05-0{1 + i % n_days}", "original_language": "en",
+             "vote_count": 7 if same_votes else i % 23}
+            for i in range(n_days * per_day)]
+
+
+def test_shuffled_ties_and_faults_still_give_every_movie_once(tmp_path, monkeypatch,
+                                                             params_data):
+    movies = synthetic_movies(1500, days=120) + crowded_days()
+    with running(movies) as server:
+        stable, _ = pull(tmp_path / "stable", monkeypatch, server, params(params_data))
+        stable_requests = server.stats.requests
+    with running(movies, shuffle_ties=True, fault_rate=0.1, seed=5, slow_seconds=0.8) as server:
+        got, manifest = pull(tmp_path / "ties", monkeypatch, server, params(params_data))
+    assert [m["id"] for m in got] == expected(movies) and got == stable
+    completeness = manifest["completeness"]
+    assert completeness["complete"] and completeness["expected"] == len(movies)
+    assert completeness["collected"] == len(movies) and completeness["shortfall"] == 0
+    assert completeness["requeries"]["tie_days"] > 0
+    assert completeness["requeries"]["vote_splits"] > 0  # days of 45 on one sort key
+    assert [w["shortfall"] for w in manifest["window_completeness"]] == [0]
+    assert read_json(tmp_path / "ties/metrics/fetch.json")["completeness"] == {
+        "allow_incomplete": False, "complete": True, "expected": len(movies), "shortfall": 0}
+    # Without ties nothing is re-queried: one request a page, plus the genre list.
+    assert stable_requests == 1 + -(-len(movies) // 20)
+
+
+def test_a_day_that_no_filter_can_cut_is_paged_again_until_complete(tmp_path, monkeypatch,
+                                                                    params_data):
+    movies = crowded_days(n_days=1, per_day=50, same_votes=True)
+    with running(movies, shuffle_ties=True, seed=11) as server:
+        got, manifest = pull(tmp_path, monkeypatch, server,
+                             params(params_data, concurrency=1))
+    assert [m["id"] for m in got] == expected(movies)
+    requeries = manifest["completeness"]["requeries"]
+    assert requeries["repeat_passes"] >= 1 and requeries["vote_splits"] == 0
+
+
+def test_a_server_that_loses_movies_fails_in_one_line(tmp_path, monkeypatch, capsys,
+                                                      params_data):
+    movies = synthetic_movies(300)
+    with running(movies, hide_fraction=0.02, seed=1) as server:
+        lost = len(server.hidden)
+        status, err = run_cli(tmp_path, monkeypatch, capsys, server.base_url, TOKEN,
+                              params_data)
+    assert lost >= 2
+    assert status == 2 and len(err.splitlines()) == 1
+    assert f"incomplete: {lost} of the 300 movies TMDB counted were never returned" in err
+    assert "fetch.allow_incomplete: true" in err and "rerun" in err
+    assert not (tmp_path / "data/raw/movies.jsonl").exists()
+    assert not (tmp_path / "metrics/fetch.json").exists()
+
+
+def test_allow_incomplete_keeps_the_pull_and_records_the_shortfall(tmp_path, monkeypatch,
+                                                                   capsys, params_data):
+    movies = synthetic_movies(300)
+    with running(movies, hide_fraction=0.02, seed=1) as server:
+        lost = len(server.hidden)
+        status, err = run_cli(tmp_path, monkeypatch, capsys, server.base_url, TOKEN,
+                              params_data, allow_incomplete=True)
+        served = {m["id"] for m in movies} - server.hidden
+    assert status == 0 and "warning" in err and f"{lost} of the 300" in err
+    assert [m["id"] for m in read_jsonl(tmp_path / "data/raw/movies.jsonl")] == sorted(served)
+    report = read_json(tmp_path / "metrics/fetch.json")
+    assert report["completeness"] == {"allow_incomplete": True, "complete": False,
+                                      "expected": 300, "shortfall": lost}
+    manifest = read_json(tmp_path / "metrics/fetch_manifest.json")
+    assert manifest["completeness"]["shortfall"] == lost
+    assert manifest["completeness"]["collected"] == 300 - lost == report["movies"]
+    assert manifest["completeness"]["requeries"]["halvings"] > 0
+    assert sum(w["expected"] - w["collected"] for w in manifest["window_completeness"]) == lost
+
+
+def test_invalid_api_objects_are_traced_to_their_page_and_position(tmp_path, monkeypatch,
+                                                                   params_data):
+    movies = synthetic_movies(50)
+    bad = {"id": 7001, "overview": "no title", "genre_ids": [18],
+           "release_date": "1999-12-31", "vote_count": 3}
+    worse = {"id": 7002, "title": "T", "overview": "x" * 500, "genre_ids": ["Drama"],
+             "release_date": "2001-06-01", "vote_count": 3}
+    with running([*movies, bad, worse]) as server:
+        got, _ = pull(tmp_path, monkeypatch, server, params(params_data))
+    assert len(got) == 50
+    rejects = read_jsonl(tmp_path / "data/raw/rejects.jsonl")
+    by_reason = {r["reason"]: r for r in rejects}
+    assert set(by_reason) == {"missing_title", "bad_genre_ids"} and len(rejects) == 2
+    first = by_reason["missing_title"]
+    assert first["window"] == "all_1874-01-01_2022-12-31"
+    assert (first["page"], first["position"]) == (1, 1)  # the earliest release date
+    assert json.loads(first["content"]) == bad
+    second = by_reason["bad_genre_ids"]
+    assert second["page"] >= 1 and 1 <= second["position"] <= 20
+    assert len(second["content"]) == 200 and second["content"].endswith("…")
+    assert second["content"].startswith('{"genre_ids": ["Drama"], "id": 7002')
+    report = read_json(tmp_path / "metrics/fetch.json")
+    assert report["rejected"] == {"bad_genre_ids": 1, "missing_title": 1}

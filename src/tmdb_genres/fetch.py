@@ -20,6 +20,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .io import open_text, write_json, write_jsonl
 from .params import FetchParams, load_params
+from .sources import Row, truncate
 
 # Fields of a TMDB /discover/movie result that the snapshot keeps, with their JSON types.
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -50,13 +51,22 @@ class FetchReport:
     movies: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    # Live pulls only: expected vs collected (written to metrics/fetch.json when set).
+    completeness: dict[str, Any] = field(default_factory=dict)
     # Filled by the source readers; written beside the snapshot/report, not in as_dict().
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     reject_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
+    def reject(self, where: dict[str, Any], reason: str, content: str,
+               **details: Any) -> None:
+        """Count a rejected row and keep its trace: where, why and (truncated) what."""
+        self.rejected[reason] += 1
+        self.reject_rows.append({**where, "reason": reason, **details,
+                                 "content": truncate(content)})
+
     def as_dict(self) -> dict[str, Any]:
         """The report as written to ``metrics/fetch.json``."""
-        return {
+        report = {
             "source_kind": self.source_kind,
             "rows_read": self.rows_read,
             "movies": self.movies,
@@ -64,6 +74,9 @@ class FetchReport:
             "rejected": dict(sorted(self.rejected.items())),
             "rejected_total": sum(self.rejected.values()),
         }
+        if self.completeness:
+            report["completeness"] = dict(sorted(self.completeness.items()))
+        return report
 
 
 def check_movie(obj: Any) -> tuple[dict[str, Any] | None, str | None]:
@@ -95,19 +108,21 @@ def check_movie(obj: Any) -> tuple[dict[str, Any] | None, str | None]:
     return movie, None
 
 
-def parse_jsonl_lines(lines: Iterable[str], report: FetchReport) -> Iterator[Any]:
-    """Parse JSONL lines, counting (not raising on) malformed ones."""
-    for line in lines:
+def parse_jsonl_lines(lines: Iterable[str], report: FetchReport) -> Iterator[Row]:
+    """Parse JSONL lines into rows with their line numbers; reject (never raise on)
+    malformed ones."""
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         report.rows_read += 1
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            report.rejected["malformed_json"] += 1
+            yield Row({"line": number}, json.loads(line))
+        except json.JSONDecodeError as exc:
+            report.reject({"line": number}, "malformed_json", line.rstrip("\r\n"),
+                          error=exc.msg)
 
 
-def read_jsonl_source(path: Path, report: FetchReport) -> Iterator[Any]:
+def read_jsonl_source(path: Path, report: FetchReport) -> Iterator[Row]:
     """Yield raw objects from a JSONL or JSONL.gz file of TMDB movie objects."""
     if not path.is_file():
         raise SourceError(
@@ -124,13 +139,15 @@ def read_jsonl_source(path: Path, report: FetchReport) -> Iterator[Any]:
         ) from None
 
 
-def canonical_movies(objects: Iterable[Any], report: FetchReport) -> list[dict[str, Any]]:
-    """Check, deduplicate (first wins) and sort raw movie objects by id."""
+def canonical_movies(rows: Iterable[Row], report: FetchReport) -> list[dict[str, Any]]:
+    """Check, deduplicate (first wins) and sort raw movie objects by id; every rejected
+    object is counted and traced in ``report.reject_rows``."""
     by_id: dict[int, dict[str, Any]] = {}
-    for obj in objects:
+    for where, obj in rows:
         movie, reject = check_movie(obj)
         if movie is None:
-            report.rejected[reject or "invalid"] += 1
+            report.reject(where, reject or "invalid",
+                          json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str))
         elif movie["id"] in by_id:
             report.duplicates += 1
         else:
@@ -152,8 +169,8 @@ def source_kind(params: FetchParams) -> str:
     return "jsonl"
 
 
-def read_source(params: FetchParams, report: FetchReport) -> Iterator[Any]:
-    """Yield raw TMDB movie objects from the source ``fetch.source`` names."""
+def read_source(params: FetchParams, report: FetchReport) -> Iterator[Row]:
+    """Yield raw TMDB movie objects, with where each was found, from ``fetch.source``."""
     kind = source_kind(params)
     if kind == "tmdb":
         from .sources.tmdb_api import read_tmdb_source

@@ -28,6 +28,8 @@ class FetchParams:
     The query keys (``snapshot`` and the release-date range, languages, minimum vote count,
     maximum movies) decide *what* is pulled; the client keys (requests per second, concurrency,
     timeout, retries) decide only *how*, so ``dvc.yaml`` does not rerun fetch when they change.
+    ``allow_incomplete`` decides only whether a pull that stays short of TMDB's count fails
+    (the default) or is kept with the shortfall recorded; it is not a dvc.yaml param either.
     """
 
     source: str
@@ -42,6 +44,7 @@ class FetchParams:
     concurrency: int = 4
     timeout_seconds: float = 10.0
     max_retries: int = 6
+    allow_incomplete: bool = False
 
     def query(self) -> dict[str, Any]:
         """The live-API query: everything that decides which movies a pull returns."""
@@ -295,6 +298,7 @@ def _fetch(s: _Section) -> FetchParams:
             "timeout_seconds", lambda k: s.number(k, 0.0, 600.0, open_low=True)
         ),
         max_retries=optional("max_retries", lambda k: s.integer(k, 0, 50)),
+        allow_incomplete=optional("allow_incomplete", s.boolean),
     )
 
 

@@ -5,12 +5,19 @@ a page, the 500-page cap, ``total_results``/``total_pages``, ``primary_release_d
 ``with_original_language``, ``vote_count.gte``, ``sort_by``, a bearer-token or ``api_key``
 check) so the live fetch path can be tried and tested without a TMDB account. Faults (429 with
 Retry-After, 500/502/503, slow answers, truncated bodies, dropped connections) are injected
-on a seeded random fraction of requests. It binds 127.0.0.1 only.
+on a seeded random fraction of requests. Two quirks of the real service can be switched on:
+``shuffle_ties`` reorders, on every request, the results that tie on the sort key (as TMDB's
+``/discover/movie`` does, so a tied movie can slip across a page boundary while paging), and
+``hide_fraction`` counts a seeded fraction of movies in ``total_results`` but never returns
+them (a server that keeps losing movies). It binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import hashlib
+import itertools
 import json
 import math
 import random
@@ -48,6 +55,8 @@ class EmulatorConfig:
     slow_seconds: float = 2.0
     rate_limit: float = 0.0  # requests per second before answering 429; 0 is off
     genres: list[dict[str, Any]] = field(default_factory=list)
+    shuffle_ties: bool = False  # reorder results that tie on the sort key, per request
+    hide_fraction: float = 0.0  # counted in total_results, never returned (seeded by id)
 
 
 @dataclass
@@ -94,12 +103,31 @@ def _sort_key(sort_by: str) -> tuple[str, bool]:
     return name, direction == "desc"
 
 
+def hidden_ids(movies: list[dict[str, Any]], fraction: float, seed: int) -> frozenset[Any]:
+    """The ids a server with ``hide_fraction`` never returns: a seeded hash of each id."""
+    if fraction <= 0:
+        return frozenset()
+    scale = float(1 << 64)
+    return frozenset(
+        m.get("id") for m in movies
+        if int.from_bytes(hashlib.sha256(f"{seed}:{m.get('id')}".encode()).digest()[:8],
+                          "big") / scale < fraction
+    )
+
+
+Selection = tuple[list[dict[str, Any]], list[int]]
+
+
 def discover(movies: list[dict[str, Any]], query: dict[str, str],
-             cache: dict[tuple[Any, ...], list[dict[str, Any]]] | None = None,
+             cache: dict[tuple[Any, ...], Selection] | None = None,
+             rng: random.Random | None = None, hidden: frozenset[Any] = frozenset(),
              ) -> tuple[int, dict[str, Any]]:
     """Answer one ``/discover/movie`` query: ``(status, body)`` as TMDB would.
 
-    ``cache`` keeps each filtered, sorted selection so paging through it stays cheap.
+    ``cache`` keeps each filtered, sorted selection so paging through it stays cheap. With
+    ``rng``, the results of the page that tie on the sort key (with each other or with
+    results on the neighbouring pages) are put in a fresh random order for this request.
+    Movies whose id is in ``hidden`` are counted in ``total_results`` but left out of pages.
     """
     try:
         page = int(query.get("page", "1"))
@@ -124,20 +152,44 @@ def discover(movies: list[dict[str, Any]], query: dict[str, str],
         return 422, {"success": False, "errors": ["vote_count must be an integer"]}
     key = (gte, lte, tuple(sorted(langs)), min_votes, max_votes_n, field_name, reverse)
     if cache is not None and key in cache:
-        selected = cache[key]
+        selected, starts = cache[key]
     else:
-        selected = _select(movies, gte, lte, langs, min_votes, max_votes_n, field_name, reverse)
+        selected, starts = _select(movies, gte, lte, langs, min_votes, max_votes_n, field_name,
+                                   reverse)
         if cache is not None:
-            cache[key] = selected
+            cache[key] = selected, starts
     total = len(selected)
-    results = selected[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    first, stop = (page - 1) * PAGE_SIZE, min(page * PAGE_SIZE, total)
+    if rng is None or first >= stop:
+        results = selected[first:stop]
+    else:
+        results = _shuffled_ties(selected, starts, first, stop, rng)
+    if hidden:
+        results = [m for m in results if m.get("id") not in hidden]
     return 200, {"page": page, "results": results, "total_results": total,
                  "total_pages": math.ceil(total / PAGE_SIZE)}
 
 
+def _shuffled_ties(selected: list[dict[str, Any]], starts: list[int], first: int, stop: int,
+                   rng: random.Random) -> list[dict[str, Any]]:
+    """``selected[first:stop]`` after shuffling every tie group that overlaps it."""
+    below = bisect.bisect_right(starts, first) - 1
+    after = bisect.bisect_left(starts, stop)
+    lo = starts[below]
+    hi = starts[after] if after < len(starts) else len(selected)
+    bounds = [*starts[below:after], hi]
+    segment: list[dict[str, Any]] = []
+    for a, b in itertools.pairwise(bounds):
+        group = selected[a:b]
+        rng.shuffle(group)
+        segment.extend(group)
+    return segment[first - lo: stop - lo]
+
+
 def _select(movies: list[dict[str, Any]], gte: str | None, lte: str | None, langs: set[str],
             min_votes: int, max_votes: int | None, field_name: str, reverse: bool,
-            ) -> list[dict[str, Any]]:
+            ) -> Selection:
+    """The filtered, sorted movies and the start index of each run that ties on the key."""
     selected = []
     for movie in movies:
         date = movie.get("release_date") or ""
@@ -154,11 +206,17 @@ def _select(movies: list[dict[str, Any]], gte: str | None, lte: str | None, lang
     attr = {"primary_release_date": "release_date", "original_title": "title"}.get(
         field_name, field_name
     )
-    # TMDB's order is stable for equal keys here: ties are broken by id.
+    def sort_key(m: dict[str, Any]) -> tuple[bool, Any]:
+        if attr == "title":
+            return False, m.get("title") or ""
+        return m.get(attr) is None, m.get(attr) or 0
+
+    # Without shuffle_ties the order is stable for equal keys: ties are broken by id.
     selected.sort(key=lambda m: m.get("id", 0))
-    selected.sort(key=lambda m: (m.get(attr) is None, m.get(attr) or 0) if attr != "title"
-                  else (False, m.get("title") or ""), reverse=reverse)
-    return selected
+    selected.sort(key=sort_key, reverse=reverse)
+    keys = [sort_key(m) for m in selected]
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    return selected, starts
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -227,7 +285,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/3/genre/movie/list":
             status, body = 200, {"genres": server.config.genres or default_genres()}
         else:
-            status, body = discover(server.config.movies, query, server.selections)
+            status, body = discover(server.config.movies, query, server.selections,
+                                    server.tie_rng(), server.hidden)
         self._send(status, body, truncate=fault == "truncate")
 
 
@@ -244,7 +303,9 @@ class EmulatorServer(ThreadingHTTPServer):
         self._rng = random.Random(config.seed)
         self._rng_lock = threading.Lock()
         self._window: list[float] = []
-        self.selections: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self.selections: dict[tuple[Any, ...], Selection] = {}
+        self.hidden = hidden_ids(config.movies, config.hide_fraction, config.seed)
+        self._tie_seeds = random.Random(f"ties:{config.seed}")
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that gave up (timeouts) or were cut off (faults) are not errors here."""
@@ -262,6 +323,13 @@ class EmulatorServer(ThreadingHTTPServer):
             if self.config.fault_rate and self._rng.random() < self.config.fault_rate:
                 return self._rng.choice(self.config.fault_kinds)
         return None
+
+    def tie_rng(self) -> random.Random | None:
+        """A fresh seeded generator that orders this request's ties (None: stable order)."""
+        if not self.config.shuffle_ties:
+            return None
+        with self._rng_lock:
+            return random.Random(self._tie_seeds.getrandbits(64))
 
     def over_rate_limit(self) -> bool:
         """Whether this request exceeds ``rate_limit`` requests in the last second."""
@@ -301,6 +369,12 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="delay of a slow answer (past the client timeout)")
     parser.add_argument("--rate-limit", type=float, default=40.0,
                         help="requests/s before answering 429, like TMDB; 0 turns it off")
+    parser.add_argument("--shuffle-ties", action="store_true",
+                        help="reorder results that tie on the sort key (e.g. the same "
+                             "release date) on every request, as TMDB does")
+    parser.add_argument("--hide-fraction", type=float, default=0.0,
+                        help="fraction of movies counted in total_results but never "
+                             "returned (seeded by --seed; 0..1)")
     return parser
 
 
@@ -314,10 +388,14 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     if not 0.0 <= args.fault_rate <= 1.0:
         raise TmdbGenresError(f"--fault-rate must be in [0, 1], got {args.fault_rate}",
                               "pass a fraction such as 0.1")
+    if not 0.0 <= args.hide_fraction <= 1.0:
+        raise TmdbGenresError(f"--hide-fraction must be in [0, 1], got {args.hide_fraction}",
+                              "pass a fraction such as 0.01")
     return EmulatorConfig(movies=load_movies(args.snapshot), token=args.token,
                           fault_rate=args.fault_rate, fault_kinds=kinds, seed=args.seed,
                           retry_after=args.retry_after, slow_seconds=args.slow_seconds,
-                          rate_limit=args.rate_limit)
+                          rate_limit=args.rate_limit, shuffle_ties=args.shuffle_ties,
+                          hide_fraction=args.hide_fraction)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import TmdbGenresError
 from ..genres import GENRE_IDS, TMDB_GENRES
+from . import Row, truncate
 
 DELIMITERS = (";", ",", "\t", "|")
 # canonical field -> header names it may appear under (normalised: lower case, "_" for gaps)
@@ -201,8 +202,9 @@ def convert_row(row: list[str], header: list[str], columns: dict[str, int]) -> d
     return movie
 
 
-def read_csv_source(path: Path, report: Any) -> Iterator[dict[str, Any]]:
-    """Yield TMDB movie objects from a CSV(.gz) export; count and record rejected rows."""
+def read_csv_source(path: Path, report: Any) -> Iterator[Row]:
+    """Yield TMDB movie objects (with their line numbers) from a CSV(.gz) export; count and
+    record rejected rows."""
     from ..io import open_text
 
     if not path.is_file():
@@ -226,14 +228,13 @@ def read_csv_source(path: Path, report: Any) -> Iterator[dict[str, Any]]:
                 report.rows_read += 1
                 line = reader.line_num + 1  # the header was line 1
                 try:
-                    yield convert_row(row, header, columns)
+                    yield Row({"line": line}, convert_row(row, header, columns))
                 except RowReject as reject:
-                    report.rejected[reject.kind] += 1
-                    report.reject_rows.append({
-                        "line": line, "kind": reject.kind, "field": reject.field,
-                        "value": reject.value[:200], "title": row[columns["title"]][:200]
-                        if len(row) > columns["title"] else "",
-                    })
+                    report.reject(
+                        {"line": line}, reject.kind, delimiter.join(row), field=reject.field,
+                        value=truncate(reject.value),
+                        title=truncate(row[columns["title"]]) if len(row) > columns["title"]
+                        else "")
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise ExportError(f"cannot read the export {str(path)!r}: {exc}",
                           "check that it is a complete UTF-8 CSV file (optionally gzipped)"

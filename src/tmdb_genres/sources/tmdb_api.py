@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -31,6 +32,7 @@ from typing import Any
 
 from ..errors import TmdbGenresError
 from ..params import FetchParams
+from . import Row
 
 ENV_TOKEN = "TMDB_API_TOKEN"
 ENV_KEY = "TMDB_API_KEY"
@@ -45,11 +47,17 @@ SORT_BY = "primary_release_date.asc"  # stable over time, unlike popularity
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 60.0
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+STALL_PASSES = 5  # repeated passes of one day that add nothing before giving up
+MAX_PASSES = 20  # repeated passes of one day at most
 
 
 class ApiError(TmdbGenresError):
     """The TMDB API could not be used (bad credentials, unreachable, or a bad answer)."""
+
+
+class IncompletePull(ApiError):
+    """A pull collected fewer movies than TMDB counted, even after re-querying."""
 
 
 @dataclass(frozen=True)
@@ -217,18 +225,30 @@ def _auth_error(credentials: Credentials) -> ApiError:
                     f"{ENV_TOKEN}=<token>")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Window:
-    """One ``/discover/movie`` query: a language (or all) and an inclusive date range."""
+    """One ``/discover/movie`` query: a language (or all), an inclusive date range and,
+    when a single day has to be cut further, an inclusive vote-count range."""
 
     language: str
     gte: str
     lte: str
+    vote_gte: int | None = None
+    vote_lte: int | None = None
 
     @property
     def key(self) -> str:
         """A file-name-safe identifier."""
-        return f"{self.language or 'all'}_{self.gte}_{self.lte}"
+        key = f"{self.language or 'all'}_{self.gte}_{self.lte}"
+        if self.vote_gte is not None or self.vote_lte is not None:
+            high = "" if self.vote_lte is None else self.vote_lte
+            key += f"_votes{self.vote_gte or 0}-{high}"
+        return key
+
+    @property
+    def single_day(self) -> bool:
+        """Whether the date range is one day (it cannot be halved)."""
+        return self.gte == self.lte
 
     def query(self, min_vote_count: int) -> dict[str, Any]:
         """Discover parameters of this window (without the page)."""
@@ -241,16 +261,102 @@ class Window:
         }
         if self.language:
             query["with_original_language"] = self.language
-        if min_vote_count:
-            query["vote_count.gte"] = min_vote_count
+        min_votes = max(min_vote_count, self.vote_gte or 0)
+        if min_votes:
+            query["vote_count.gte"] = min_votes
+        if self.vote_lte is not None:
+            query["vote_count.lte"] = self.vote_lte
         return query
 
     def halves(self) -> tuple[Window, Window]:
         """Split the date range in two (the window spans at least two days)."""
         lo, hi = dt.date.fromisoformat(self.gte), dt.date.fromisoformat(self.lte)
         mid = lo + (hi - lo) // 2
-        return (Window(self.language, self.gte, mid.isoformat()),
-                Window(self.language, (mid + dt.timedelta(days=1)).isoformat(), self.lte))
+        return (Window(self.language, self.gte, mid.isoformat(), self.vote_gte, self.vote_lte),
+                Window(self.language, (mid + dt.timedelta(days=1)).isoformat(), self.lte,
+                       self.vote_gte, self.vote_lte))
+
+    def day(self, date: str) -> Window:
+        """The same query restricted to one day of the range."""
+        return Window(self.language, date, date, self.vote_gte, self.vote_lte)
+
+    def vote_split(self, at: int) -> tuple[Window, Window]:
+        """Split by vote count: ``[.., at]`` and ``[at + 1, ..]``."""
+        return (Window(self.language, self.gte, self.lte, self.vote_gte, at),
+                Window(self.language, self.gte, self.lte, at + 1, self.vote_lte))
+
+
+def result_key(obj: Any) -> Any:
+    """What makes two results the same movie: the id, or the whole object if it has none."""
+    if isinstance(obj, dict):
+        movie_id = obj.get("id")
+        if isinstance(movie_id, int) and not isinstance(movie_id, bool):
+            return movie_id
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _date(obj: Any) -> str | None:
+    value = obj.get("release_date") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def tie_dates(pages: list[list[Row]]) -> tuple[list[str], list[str]]:
+    """Dates to re-query one by one after a pass that came up short: ``(repeated, tied)``.
+
+    ``repeated``: dates of movies that came back on more than one page. Where the server
+    reorders ties on every request, a tied movie that slips from one page to the next is
+    served twice and another of that date is not served at all, so these days hold the
+    missing movies. ``tied``: the other dates shared by the last result of a page and the
+    first of the next (ties across a page boundary, where a loss is possible).
+    """
+    seen: dict[Any, int] = {}
+    repeated: set[str] = set()
+    for number, page in enumerate(pages):
+        for row in page:
+            key = result_key(row.obj)
+            if seen.setdefault(key, number) != number and _date(row.obj):
+                repeated.add(_date(row.obj) or "")
+    tied: set[str] = set()
+    for before, after in itertools.pairwise(pages):
+        last = [d for d in map(_date, (r.obj for r in before)) if d]
+        first = [d for d in map(_date, (r.obj for r in after)) if d]
+        if last and first and max(last) == min(first):
+            tied.add(max(last))
+    return sorted(repeated), sorted(tied - repeated)
+
+
+@dataclass
+class WindowRecord:
+    """Completeness of one window: what TMDB counted, what was collected, what was re-queried."""
+
+    window: str
+    expected: int = 0
+    collected: int = 0
+    tie_day_queries: int = 0
+    halvings: int = 0
+    vote_splits: int = 0
+    repeat_passes: int = 0
+
+    @property
+    def shortfall(self) -> int:
+        """Movies TMDB counted in the window that no query returned."""
+        return max(0, self.expected - self.collected)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as the manifest and the checkpoint hold it."""
+        return {"window": self.window, "expected": self.expected,
+                "collected": self.collected, "shortfall": self.shortfall,
+                "requeries": {"tie_days": self.tie_day_queries, "halvings": self.halvings,
+                              "vote_splits": self.vote_splits,
+                              "repeat_passes": self.repeat_passes}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowRecord:
+        """Read a record back from a checkpoint."""
+        again = data["requeries"]
+        return cls(str(data["window"]), int(data["expected"]), int(data["collected"]),
+                   int(again["tie_days"]), int(again["halvings"]), int(again["vote_splits"]),
+                   int(again["repeat_passes"]))
 
 
 def cache_dir_for(params: FetchParams, base: str, root: Path = CACHE_ROOT) -> Path:
@@ -272,8 +378,18 @@ def _ensure_cache_root(root: Path) -> None:
             handle.write("# checkpoints of live TMDB pulls; never committed\n*\n")
 
 
+Found = dict[Any, Row]  # result key -> the first place it was seen
+
+
 class Pull:
-    """One resumable pull of a query, window by window, with checkpoints."""
+    """One resumable pull of a query, window by window, with checkpoints.
+
+    A window is complete when the distinct results collected reach its ``total_results``.
+    When a pass over its pages comes up short, the pull re-queries, cheapest first: the
+    single days whose movies came back twice or tied across a page boundary, then the two
+    halves of the date range (recursively, each checked against its own total); a single
+    day is cut by vote count, and finally paged again until the union stops growing.
+    """
 
     def __init__(self, client: TmdbClient, params: FetchParams, cache_dir: Path,
                  progress: bool = True) -> None:
@@ -285,7 +401,7 @@ class Pull:
         self.windows_resumed = 0
         self.movies_so_far = 0
         self.split_count = 0
-        self.shortfall = 0
+        self.records: list[WindowRecord] = []
         self._bar: Any = None
 
     # -- checkpoints -------------------------------------------------------------------
@@ -295,21 +411,23 @@ class Pull:
     def _split_marker(self, window: Window) -> Path:
         return self.cache_dir / "splits" / f"{window.key}"
 
-    def _load(self, window: Window) -> list[dict[str, Any]] | None:
+    def _load(self, window: Window) -> tuple[WindowRecord, list[Row]] | None:
         path = self._checkpoint(window)
         if not path.is_file():
             return None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return list(data["results"])
+            rows = [Row(dict(where), obj) for where, obj in data["results"]]
+            return WindowRecord.from_dict(data["record"]), rows
         except (ValueError, KeyError, TypeError):
             return None  # a damaged checkpoint is refetched
 
-    def _save(self, window: Window, total: int, results: list[dict[str, Any]]) -> None:
+    def _save(self, window: Window, record: WindowRecord, rows: list[Row]) -> None:
         from ..io import write_json
 
         write_json(self._checkpoint(window),
-                   {"window": window.key, "total_results": total, "results": results})
+                   {"window": window.key, "record": record.as_dict(),
+                    "results": [[row.where, row.obj] for row in rows]})
 
     # -- fetching ----------------------------------------------------------------------
     def _page(self, window: Window, page: int) -> dict[str, Any]:
@@ -334,46 +452,112 @@ class Pull:
             "or raise fetch.max_retries",
         )
 
-    def _fetch_window(self, window: Window, executor: Any) -> list[dict[str, Any]] | None:
-        """Results of one window, or ``None`` when it had to be split."""
+    def _grow_bar(self, pages: int) -> None:
+        if self._bar is not None and pages:
+            self._bar.total = (self._bar.total or 0) + pages
+            self._bar.refresh()
+
+    def _pass(self, window: Window, first: dict[str, Any], executor: Any,
+              ) -> tuple[int, list[list[Row]]]:
+        """Every page of ``window`` (``first`` is page 1): ``(total_results, rows by page)``."""
+        total = int(first.get("total_results") or 0)
+        pages = min(int(first.get("total_pages") or 1), MAX_PAGES)
+        self._grow_bar(pages - 1)
+        bodies = [first, *executor.map(lambda p: self._page(window, p), range(2, pages + 1))]
+        return total, [
+            [Row({"window": window.key, "page": number, "position": position}, obj)
+             for position, obj in enumerate(body.get("results") or [], start=1)]
+            for number, body in enumerate(bodies, start=1)
+        ]
+
+    def _first_pages(self, windows: list[Window], executor: Any) -> list[dict[str, Any]]:
+        self._grow_bar(len(windows))
+        return list(executor.map(lambda w: self._page(w, 1), windows))
+
+    def _complete(self, window: Window, first: dict[str, Any], executor: Any,
+                  record: WindowRecord) -> tuple[int, Found]:
+        """Collect ``window`` until its distinct results reach its total (or no query helps)."""
+        total, pages = self._pass(window, first, executor)
+        found: Found = {}
+        for page in pages:
+            for row in page:
+                found.setdefault(result_key(row.obj), row)
+        if len(found) >= total:
+            return total, found
+
+        def merge(windows: list[Window]) -> None:
+            for sub, body in zip(windows, self._first_pages(windows, executor), strict=True):
+                for key, row in self._complete(sub, body, executor, record)[1].items():
+                    found.setdefault(key, row)
+
+        if not window.single_day:
+            for days in tie_dates(pages):
+                if len(found) < total and days:
+                    record.tie_day_queries += len(days)
+                    merge([window.day(d) for d in days])
+            if len(found) < total:
+                record.halvings += 1
+                merge(list(window.halves()))
+            return total, found
+        votes = sorted({row.obj["vote_count"] for row in found.values()
+                        if isinstance(row.obj, dict) and isinstance(row.obj.get("vote_count"),
+                                                                     int)})
+        if len(votes) >= 2:  # both sides hold a collected movie: the recursion ends
+            record.vote_splits += 1
+            merge(list(window.vote_split(votes[(len(votes) - 1) // 2])))
+            return total, found
+        stalled = passes = 0
+        while len(found) < total and stalled < STALL_PASSES and passes < MAX_PASSES:
+            passes += 1
+            record.repeat_passes += 1
+            before = len(found)
+            for page in self._pass(window, self._first_pages([window], executor)[0],
+                                   executor)[1]:
+                for row in page:
+                    found.setdefault(result_key(row.obj), row)
+            stalled = 0 if len(found) > before else stalled + 1
+        return total, found
+
+    def _fetch_window(self, window: Window, executor: Any,
+                      ) -> tuple[WindowRecord, list[Row]] | None:
+        """Results of one window with its completeness record, or ``None`` when it had to
+        be split because it is over TMDB's cap."""
         first = self._page(window, 1)
         total = int(first.get("total_results") or 0)
         if total > MAX_RESULTS:
-            if window.gte == window.lte:
+            if window.single_day:
                 raise ApiError(
                     f"{total} movies were released on {window.gte} alone, over TMDB's "
                     f"{MAX_RESULTS}-result cap per query",
                     "narrow the query (fetch.languages or fetch.min_vote_count)")
             return None
-        pages = min(int(first.get("total_pages") or 1), MAX_PAGES)
-        if self._bar is not None and pages > 1:
-            self._bar.total = (self._bar.total or 0) + pages - 1
-            self._bar.refresh()
-        bodies = [first, *executor.map(lambda p: self._page(window, p), range(2, pages + 1))]
-        results = [movie for body in bodies for movie in body.get("results") or []]
-        unique = len({m.get("id") for m in results if isinstance(m, dict)})
-        self.shortfall += max(0, min(total, MAX_RESULTS) - unique)
-        self._save(window, total, results)
-        return results
+        record = WindowRecord(window.key)
+        record.expected, found = self._complete(window, first, executor, record)
+        record.collected = len(found)
+        rows = list(found.values())
+        if not record.shortfall or self.params.allow_incomplete:
+            self._save(window, record, rows)  # a short window is retried by the next run
+        return record, rows
 
-    def _window(self, window: Window, executor: Any) -> Iterator[list[dict[str, Any]]]:
-        results = self._load(window)
-        if results is not None:
+    def _window(self, window: Window, executor: Any,
+                ) -> Iterator[tuple[WindowRecord, list[Row]]]:
+        done = self._load(window)
+        if done is not None:
             self.windows_resumed += 1
         elif not self._split_marker(window).exists():
-            results = self._fetch_window(window, executor)
-            if results is None:
+            done = self._fetch_window(window, executor)
+            if done is None:
                 marker = self._split_marker(window)
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.touch()
-        if results is None:
+        if done is None:
             self.split_count += 1
             for half in window.halves():
                 yield from self._window(half, executor)
             return
         self.windows_done += 1
-        self.movies_so_far += len(results)
-        yield results
+        self.movies_so_far += len(done[1])
+        yield done
 
     def genres(self) -> list[dict[str, Any]]:
         """``/genre/movie/list`` (also the credentials check before any paging)."""
@@ -383,8 +567,8 @@ class Pull:
             raise self._failed(failure, Window("", "-", "-"), 0) from None
         return list(body.get("genres") or [])
 
-    def run(self) -> Iterator[dict[str, Any]]:
-        """Yield raw movie objects in (language, release window, page) order."""
+    def run(self) -> Iterator[Row]:
+        """Yield each result once (by id), window by window, with where it was found."""
         from concurrent.futures import ThreadPoolExecutor
 
         from tqdm import tqdm
@@ -402,22 +586,47 @@ class Pull:
             for language in languages:
                 root = Window(language, self.params.release_date_gte,
                               self.params.release_date_lte)
-                for results in self._window(root, executor):
-                    for movie in results:
+                for record, rows in self._window(root, executor):
+                    self.records.append(record)
+                    for row in rows:
                         if limit is not None and len(seen) >= limit:
                             return
-                        seen.add(movie.get("id") if isinstance(movie, dict) else None)
-                        yield movie
+                        seen.add(result_key(row.obj))
+                        yield row
         finally:
             # On failure, queued pages are dropped rather than fetched for nothing.
             executor.shutdown(wait=True, cancel_futures=True)
             bar.close()
             self._bar = None
 
+    def completeness(self) -> dict[str, Any]:
+        """Expected vs collected over the windows pulled, and what was re-queried."""
+        expected = sum(r.expected for r in self.records)
+        collected = sum(r.collected for r in self.records)
+        shortfall = sum(r.shortfall for r in self.records)
+        return {
+            "complete": shortfall == 0,
+            "expected": expected,
+            "collected": collected,
+            "shortfall": shortfall,
+            "windows_short": sum(1 for r in self.records if r.shortfall),
+            "requeries": {
+                "tie_days": sum(r.tie_day_queries for r in self.records),
+                "halvings": sum(r.halvings for r in self.records),
+                "vote_splits": sum(r.vote_splits for r in self.records),
+                "repeat_passes": sum(r.repeat_passes for r in self.records),
+            },
+        }
+
 
 def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = None,
-                     env: dict[str, str] | None = None) -> Iterator[Any]:
-    """Yield raw movie objects from the live API; fill ``report.manifest`` when done."""
+                     env: dict[str, str] | None = None) -> Iterator[Row]:
+    """Yield raw movie objects (with where each was found) from the live API; fill
+    ``report.manifest`` and ``report.completeness`` when done.
+
+    A pull that collected fewer movies than TMDB counted fails in one line, unless
+    ``fetch.allow_incomplete`` is set: then it warns and the shortfall is recorded.
+    """
     credentials = credentials_from_env(env)
     client = TmdbClient(credentials, requests_per_second=params.requests_per_second,
                         timeout=params.timeout_seconds, max_retries=params.max_retries)
@@ -428,9 +637,10 @@ def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = N
     from ..genres import TMDB_GENRES
 
     unknown = sorted({g.get("id") for g in genres} - set(TMDB_GENRES), key=str)
-    for movie in pull.run():
+    for row in pull.run():
         report.rows_read += 1
-        yield movie
+        yield row
+    completeness = pull.completeness()
     manifest = {
         "source_kind": "tmdb",
         "api_base": credentials.base,
@@ -445,7 +655,9 @@ def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = N
         "requests": client.stats.requests,
         "retries": sum(client.stats.retries.values()),
         "retries_by_kind": dict(sorted(client.stats.retries.items())),
-        "results_short_of_total": pull.shortfall,
+        "completeness": completeness,
+        "window_completeness": [r.as_dict() for r in sorted(pull.records,
+                                                             key=lambda r: r.window)],
         "unknown_genre_ids": unknown,
         "fetched_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
     }
@@ -453,4 +665,18 @@ def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = N
 
     write_json(cache_dir / "manifest.json", manifest)
     report.manifest.update(manifest)
-
+    shortfall = completeness["shortfall"]
+    if shortfall:
+        what = (f"the pull from {credentials.base} is incomplete: {shortfall} of the "
+                f"{completeness['expected']} movies TMDB counted were never returned "
+                f"({completeness['windows_short']} of {len(pull.records)} windows short after "
+                f"re-querying; details in {cache_dir / 'manifest.json'})")
+        if not params.allow_incomplete:
+            raise IncompletePull(
+                what, "rerun to retry the short windows, or set fetch.allow_incomplete: true "
+                      "in params.yaml to keep the pull and record the shortfall")
+        print(f"tmdb-genres fetch: warning: {what}; kept because fetch.allow_incomplete is "
+              "true (recorded in the fetch report)", file=sys.stderr)
+    report.completeness.update({
+        "complete": completeness["complete"], "expected": completeness["expected"],
+        "shortfall": shortfall, "allow_incomplete": params.allow_incomplete})
