@@ -323,14 +323,18 @@ def write_predictions(model: GenreModel, records: Iterator[dict[str, Any]],
     return counts
 
 
+def _movies(count: int) -> str:
+    return f"{count} movie{'' if count == 1 else 's'}"
+
+
 def _summary(counts: dict[str, int], destination: str) -> None:
-    _notify(f"{counts['movies']} movies -> {destination}")
+    _notify(f"{_movies(counts['movies'])} -> {destination}")
     if counts["warning"]:
-        _notify(f"{counts['warning']} movies had an empty overview and were predicted from "
-                'their title alone (see their "warning")')
+        _notify(f"{_movies(counts['warning'])} had an empty overview: predicted from the title "
+                'alone (see "warning")')
     if counts["error"]:
-        _notify(f"{counts['error']} movies had neither title nor overview and got no genres "
-                '(see their "error")')
+        _notify(f"{_movies(counts['error'])} had neither title nor overview: no genres "
+                '(see "error")')
 
 
 def main(args: argparse.Namespace) -> None:
