@@ -254,3 +254,15 @@ def test_empty_overview_is_predicted_from_the_title_and_marked(toy_project: Path
         assert marked["warning"] == "empty overview: predicted from the title alone"
     assert "warning" not in second
     assert "2 movies had an empty overview" in result.stderr
+
+
+def test_a_reader_that_stops_early_is_not_an_error(toy_project: Path):
+    rows = "".join(json.dumps({"id": i, "title": f"Pew {i}", "overview": "Alien robot."}) + "\n"
+                   for i in range(3000))  # far more output than a pipe buffer holds
+    (toy_project / "in.jsonl").write_text(rows, encoding="utf-8")
+    command = (f"set -o pipefail; {shlex.quote(sys.executable)} -m tmdb_genres predict "
+               "in.jsonl --models models | head -1")
+    result = subprocess.run(["bash", "-c", command], cwd=toy_project, capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert json.loads(result.stdout)["id"] == 0

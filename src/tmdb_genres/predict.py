@@ -94,7 +94,8 @@ def first_decode_error(raw: IO[bytes], encoding: str) -> str | None:
         try:
             decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as exc:
-            pending = decoder.getstate()[0] if hasattr(decoder, "getstate") else b""
+            state = decoder.getstate()  # (undecoded bytes held back, flag) for UTF-8
+            pending = state[0] if isinstance(state, tuple) and isinstance(state[0], bytes) else b""
             data, start = exc.object, exc.start
             offset = fed - len(pending) + start
             line = newlines + data[:start].count(b"\n") + 1
