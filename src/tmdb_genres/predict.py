@@ -40,7 +40,7 @@ AUTO = "auto"
 FALLBACK_ENCODING = "cp1252"  # what spreadsheets on Windows write when not asked for UTF-8
 CSV_SUFFIXES = (".csv", ".tsv")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
-# canonical field -> the header names of sources/export.py it may appear under
+# the fields predict reads from a CSV, found under the header names sources/export.py accepts
 CSV_FIELDS = ("id", "title", "overview")
 EMPTY_OVERVIEW = "empty overview: predicted from the title alone"
 NO_TEXT = "empty title and overview: nothing to classify"
