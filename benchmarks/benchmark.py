@@ -166,7 +166,7 @@ def main() -> None:
     """Parse options and print every figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-scaling", action="store_true",
-                        help="only the 100% run (no 25%/50% runs)")
+                        help="only the 100%% run (no 25%%/50%% runs)")
     parser.add_argument("--skip-ingest", action="store_true", help="no live-pull figures")
     parser.add_argument("--repeats", type=int, default=5,
                         help="runs of each short figure (threshold-only, no-op, predict); "

@@ -95,3 +95,14 @@ def test_watch_must_follow_a_file_source(params_data):
         parse_params(params_data)
     params_data["fetch"]["watch"] = "src/tmdb_genres/sources/tmdb_api.py"
     assert parse_params(params_data).fetch.source == "tmdb"
+
+
+@pytest.mark.parametrize(("validation", "test"), [(0.5, 0.5)])
+def test_split_fractions_leaving_no_training_data_must_be_lowered(params_data, validation,
+                                                                   test):
+    params_data["prepare"]["split"].update(validation=validation, test=test)
+    with pytest.raises(ParamsError) as info:
+        parse_params(params_data)
+    message = str(info.value)
+    assert "prepare.split" in message and "lower" in message and "raise" not in message
+    assert "\n" not in message

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tmdb_genres import paths
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.io import read_jsonl, write_jsonl
 from tmdb_genres.params import parse_params
@@ -102,3 +103,23 @@ def test_prepare_errors_are_one_line(tmp_path: Path, params):
     with pytest.raises(TmdbGenresError, match="is empty"):
         prepare(params, snapshot, tmp_path / "p", tmp_path / "r.json")
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(("split", "advice"), [
+    ("train", "lower prepare.split.validation or prepare.split.test"),
+    ("test", "raise prepare.split.test"),
+])
+def test_an_empty_split_error_says_which_way_to_move_the_fractions(tmp_path: Path, params,
+                                                                   split, advice):
+    snapshot = tmp_path / "movies.jsonl"
+    movies = toy_movies(200)
+    write_jsonl(snapshot, movies)
+    ids = [m["id"] for m in movies]
+    # fractions that empty the chosen split for these ids (train keeps what the others leave)
+    fractions = ({"test_fraction": 0.5, "validation_fraction": 0.5} if split == "train"
+                 else {"test_fraction": 1e-9})
+    skewed = dataclasses.replace(params, **fractions)
+    assert {split_of(i, skewed) for i in ids} == set(paths.SPLITS) - {split}
+    with pytest.raises(TmdbGenresError) as info:
+        prepare(skewed, snapshot, tmp_path / "p", tmp_path / "r.json")
+    assert f"split {split!r} is empty" in str(info.value) and advice in str(info.value)

@@ -15,6 +15,7 @@ Without it the actionlint tests skip, unless ``TMDB_GENRES_REQUIRE_ACTIONLINT=1`
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 
 from tests.workflow_steps import (
     ROOT,
+    bash_command,
     find_step,
     load_workflow,
     run_scripts,
@@ -166,3 +168,42 @@ def test_test_job_runs_the_readme_test_command() -> None:
     readme = ROOT / "README.md"
     if readme.is_file():
         assert "make test" in readme.read_text(encoding="utf-8")
+
+
+def test_every_job_installs_as_the_makefile_does() -> None:
+    """One way to install: each job runs `make setup` (pinned constraints.txt), never pip."""
+    ci = load_workflow()
+    for name, job in ci["jobs"].items():
+        scripts = [str(s.get("run", "")) for s in job["steps"]]
+        assert any(re.search(r"^make setup$", script, re.M) for script in scripts), name
+        assert not [s for s in scripts if "pip install" in s], f"{name} installs with pip"
+        python = next(s for s in job["steps"] if str(s.get("uses", "")).startswith(
+            "actions/setup-python"))
+        assert "constraints.txt" in python["with"]["cache-dependency-path"], name
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    installs = [line for line in makefile.splitlines()
+                if "pip install" in line and "--upgrade pip" not in line
+                and "tmdb-genres-pin" not in line]  # `make constraints` re-pins from scratch
+    assert installs and all("-c constraints.txt" in line for line in installs), installs
+
+
+@pytest.mark.parametrize("remote", ["", "s3://bucket/dvc"])
+def test_pipeline_install_step_uses_the_makefile_and_the_venv(tmp_path: Path, remote: str):
+    """The install step, run under bash with a recording `make`: later steps get .venv/bin."""
+    _, step = find_step(load_workflow(), "install")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "make").write_text('#!/bin/sh\necho "make $*" >> "$MAKE_LOG"\n')
+    (fake_bin / "make").chmod(0o755)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    env = {"PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
+           "MAKE_LOG": str(tmp_path / "make.log"), "GITHUB_PATH": str(tmp_path / "path"),
+           "DVC_REMOTE_URL": remote}
+    result = subprocess.run([*bash_command(step), "-c", step["run"]], cwd=checkout, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    made = (tmp_path / "make.log").read_text().splitlines()
+    assert made == (["make setup", "make setup-s3"] if remote else ["make setup"])
+    assert (tmp_path / "path").read_text().splitlines() == [str(checkout / ".venv" / "bin")]
+    assert re.search(r"^setup-s3: setup\b", (ROOT / "Makefile").read_text(), re.M)

@@ -314,6 +314,13 @@ def _prepare(s: _Section) -> PrepareParams:
         split_salt=split.string("salt"),
     )
     split.check_no_extra_keys()
+    if params.validation_fraction + params.test_fraction >= 1:
+        raise ParamsError(
+            "params.yaml: prepare.split.validation + prepare.split.test must be below 1 (the "
+            f"rest is the train split), got {params.validation_fraction} + "
+            f"{params.test_fraction}",
+            "lower prepare.split.validation or prepare.split.test in params.yaml",
+        )
     return params
 
 

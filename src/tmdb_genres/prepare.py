@@ -132,9 +132,12 @@ def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: P
     splits = split_examples(examples, params)
     empty = [name for name, rows in splits.items() if not rows]
     if empty:
+        # train gets what validation and test leave: it grows when they are lowered
+        remedy = ("lower prepare.split.validation or prepare.split.test" if empty[0] == "train"
+                  else f"raise prepare.split.{empty[0]}")
         raise TmdbGenresError(
             f"split {empty[0]!r} is empty ({len(examples)} usable movies after cleaning)",
-            "use a larger snapshot or raise prepare.split fractions in params.yaml",
+            f"use a larger snapshot or {remedy} in params.yaml",
         )
     with atomic_dir(out_dir) as tmp:
         for name, rows in splits.items():
