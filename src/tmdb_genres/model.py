@@ -204,7 +204,8 @@ class GenreModel:
         A feature adds (term weight x tf-idf value) to a genre's margin; that amount is
         shared among the words it came from (a word bigram's two words, the word holding a
         character n-gram) and summed per word. Returns up to ``top`` (word, amount) pairs
-        per genre, largest first, positive amounts only; words are lowercased.
+        per genre, largest first, positive amounts only; words are lowercased, and stop
+        words (which reach the model through character n-grams only) are left out.
         """
         columns, values, sources = self._single.row(text, sources=True)
         assert sources is not None
@@ -217,6 +218,8 @@ class GenreModel:
                              minlength=len(sources.words) * len(columns))
         per_word = shares.reshape(len(sources.words), len(columns)) @ contributions
         per_word = np.round(per_word, 6)  # amounts, free of summation-order noise
+        stop = self._single.stop_words
+        per_word[[i for i, word in enumerate(sources.words) if word in stop], :] = 0.0
         order = np.argsort(-per_word, axis=0, kind="stable")[:top]
         return {
             genre: [(sources.words[i], float(per_word[i, j])) for i in order[:, j]

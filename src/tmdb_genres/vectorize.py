@@ -345,6 +345,9 @@ class SingleText:
                       for b in self.blocks]
         self._char_cache: list[dict[str, np.ndarray]] = [{} for _ in self.blocks]
         self._cache_size = cache_size
+        self.stop_words = frozenset(
+            word for b in self.blocks if isinstance(b.counter, WordNgrams)
+            for word, symbol in b.counter.symbols.items() if symbol == _STOP)
 
     def _word_occurrences(self, block: int, text: str, ids: dict[str, int] | None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
