@@ -246,3 +246,95 @@ def test_single_text_probabilities_are_the_batch_ones_bit_for_bit(sample_project
         one = model.probabilities_one(text)
         assert one.tobytes() == batch[i].tobytes(), text
         assert one.tobytes() == model.probabilities([text])[0].tobytes()
+
+
+# ------------------------------------------------------------------ the page, in a browser
+
+# Debian's chromium and chromium-driver (apt-get install chromium chromium-driver); another
+# Chrome and its matching driver can be named in these variables.
+CHROMIUM = os.environ.get("TMDB_GENRES_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("TMDB_GENRES_CHROMEDRIVER", "/usr/bin/chromedriver")
+ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; the CI workflow uploads it
+HAUNTING = ("A family moves into an old farmhouse and soon learns it is haunted: doors slam "
+            "at night, a ghost whispers to their youngest daughter, and a demonic presence "
+            "in the cellar wants the mother's soul. A priest is called for an exorcism.")
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    """Headless Debian chromium driven by Selenium through the system chromedriver. Skips
+    with the reason where no browser can start (fails instead under
+    TMDB_GENRES_REQUIRE_BROWSER=1, as in CI)."""
+    required = os.environ.get("TMDB_GENRES_REQUIRE_BROWSER") == "1"
+
+    def unavailable(reason: str):
+        if required:
+            pytest.fail(f"{reason} (TMDB_GENRES_REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).is_file():
+            unavailable(f"{path} not found: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    try:
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    except Exception as exc:  # no display libraries, crashed browser, ...: say why
+        unavailable(f"chromium could not start: {type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_page_in_a_browser_ranks_horror_first_and_the_slider_redecides(
+        sample_project: Path, browser, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tmdb_genres.hub.folder import model_info
+
+    def predicted() -> list[str]:
+        return [e.get_attribute("data-genre")
+                for e in browser.find_elements(By.CSS_SELECTOR, "#genres li.predicted")]
+
+    with app_server(load(sample_project), model_info(sample_project)) as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 30)
+        assert browser.find_element(By.CSS_SELECTOR, "label[for=overview]").text == "Overview"
+        browser.find_element(By.ID, "title").send_keys("The Farmhouse")
+        browser.find_element(By.ID, "overview").send_keys(HAUNTING)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#genres li")
+                   and "The Farmhouse" in d.find_element(By.ID, "why").text
+                   and "exorcism" in d.find_element(By.ID, "why").text)
+        first = browser.find_element(By.CSS_SELECTOR, "#genres li .name").text
+        assert first == "Horror"
+        at_model_thresholds = predicted()
+        assert at_model_thresholds[0] == "Horror" and len(at_model_thresholds) >= 2
+        marks = [m.text.lower() for m in browser.find_elements(By.CSS_SELECTOR, "#why mark")]
+        assert marks and set(marks) & {"haunted", "ghost", "demonic", "exorcism", "priest"}
+
+        slider = browser.find_element(By.ID, "threshold")
+        slider.send_keys(Keys.HOME)  # keyboard, as a person would: 0, then 90 steps of 0.01
+        slider.send_keys(*[Keys.ARROW_RIGHT] * 90)
+        wait.until(lambda d: d.find_element(By.ID, "threshold-value").text == "0.90")
+        at_09 = predicted()
+        assert 1 <= len(at_09) < len(at_model_thresholds) and at_09[0] == "Horror"
+        assert "at or above 0.90" in browser.find_element(By.ID, "status").text
+
+        shot = tmp_path / "serve-page.png"
+        assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(shot, ARTIFACTS / "serve-page.png")
