@@ -403,16 +403,18 @@ class SingleText:
         columns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if ids is None:
             return columns, columns[:0], columns[:0]
-        occurrence, word, at = [], [], 0
-        for token, part in zip(tokens, parts, strict=True):
-            span = np.arange(at, at + len(part))
-            at += len(part)
-            for run in _WORD_RUN.findall(token):
-                occurrence.append(span)
-                word.append(np.full(len(part), ids.setdefault(run, len(ids))))
-        if not occurrence:
+        # each (token, word run) pair owns all of the token's n-gram occurrences
+        pairs = [(t, ids.setdefault(run, len(ids)))
+                 for t, token in enumerate(tokens) for run in _WORD_RUN.findall(token)]
+        if not pairs or not len(columns):
             return columns, columns[:0], columns[:0]
-        return columns, np.concatenate(occurrence), np.concatenate(word)
+        lengths = np.array([len(part) for part in parts], dtype=np.int64)
+        firsts = np.cumsum(lengths) - lengths
+        token, word = np.array(pairs, dtype=np.int64).T
+        spans = lengths[token]
+        starts = np.repeat(firsts[token] - (np.cumsum(spans) - spans), spans)
+        occurrence = starts + np.arange(int(spans.sum()), dtype=np.int64)
+        return columns, occurrence, np.repeat(word, spans)
 
     def _block_row(self, block: int, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                    np.ndarray, np.ndarray]:

@@ -54,9 +54,8 @@ def predict_movie(model: GenreModel, movie: Movie, where: str = "",
     if not text:
         raise BadRequest(422, f"{where or 'the movie'} has no words in its title or overview: "
                          "nothing to classify — send a title or an overview")
-    probabilities = model.probabilities_one(text)
+    probabilities, words = model.predict_one(text, TOP_WORDS)
     ranked = model.decide(probabilities[None, :])[0]
-    words = model.explain(text, TOP_WORDS)
     shown = _rounded(probabilities)
     thresholds = _rounded(model.thresholds)
     column = {genre: j for j, genre in enumerate(model.genres)}
