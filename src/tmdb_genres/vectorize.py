@@ -23,9 +23,12 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # imported where used: loading a model and the single-text path need none
+    import scipy.sparse as sp
 
 # scikit-learn's default token_pattern
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
@@ -139,6 +142,8 @@ def _slot(keys: np.ndarray, size: int) -> np.ndarray:
 
 def _matrix(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """A canonical float32 CSR count matrix with one count per (row, column) pair."""
+    import scipy.sparse as sp
+
     data = np.ones(len(rows), dtype=np.float32)
     matrix = sp.coo_matrix((data, (rows, columns)), shape=shape).tocsr()
     matrix.sum_duplicates()
@@ -302,6 +307,8 @@ class Vectorizer:
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Feature rows (float32 CSR, columns sorted within each row)."""
+        import scipy.sparse as sp
+
         return sp.hstack([block.transform(texts) for block in self.blocks], format="csr",
                          dtype=np.float32)
 
