@@ -169,9 +169,14 @@ def test_serve_holds_one_model_in_one_process_for_all_workers(project: Path):
     with serve_command(["--workers", "3"], cwd=project) as (url, process):
         health = requests.get(f"{url}/health", timeout=30).json()
         assert health["pid"] == process.pid and health["worker_threads"] == 3
-        with ThreadPoolExecutor(12) as pool:
-            answers = list(pool.map(lambda _: post(url, GHOST).json(), range(48)))
+        batch = {"movies": [GHOST, {"title": "Alien planet"}] * 20}
+        with ThreadPoolExecutor(12) as pool:  # single movies and batches, all at once
+            singles = pool.map(lambda _: post(url, GHOST).json(), range(36))
+            batches = pool.map(lambda _: post(url, batch).json(), range(12))
+            answers, batch_answers = list(singles), list(batches)
         assert all(a == answers[0] for a in answers) and answers[0]["genres"]
+        assert all(b == batch_answers[0] for b in batch_answers)
+        assert batch_answers[0]["movies"][0] == answers[0]
         server = psutil.Process(process.pid)
         assert server.children(recursive=True) == []  # no worker processes: one model
         assert requests.get(f"{url}/health", timeout=30).json()["pid"] == process.pid
