@@ -2,7 +2,7 @@
 
 Prints: model load time and the service's start-up time (process start to the first
 answer); in-process single-text prediction p50/p99 (the single-text path, the same with
-the word explanations the service adds, and the batch path called with one text); the
+the contributing words the service adds, and the batch path called with one text); the
 service's p50/p99 for single requests from one client; and its throughput for batches of
 256 movies from 8 concurrent clients. Movies are real ones from ../shared/data (each
 timed movie is one the process has not seen before). Run from the project root after
@@ -19,7 +19,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,18 +80,21 @@ def in_process(models: Path, movies: list[dict[str, str]], warm: int, repeats: i
     timed_texts = texts[warm:]
     print(f"in process, one movie at a time ({len(timed_texts)} unseen movies), p50 / p99:")
     print(f"  probabilities_one (single-text path)   {percentiles(timed(model.probabilities_one, timed_texts))}")  # noqa: E501
-    fresh = load()
+    fresh = load()  # its own word cache: the timed movies are unseen again
     fresh.probabilities_one("warm up")
     for text in texts[:warm]:
-        fresh.explain(text)
-    both = timed(lambda t: (fresh.probabilities_one(t), fresh.explain(t)), timed_texts)
-    print(f"  probabilities_one + explain            {percentiles(both)}")
+        fresh.predict_one(text)
+    both = timed(fresh.predict_one, timed_texts)
+    print(f"  predict_one (+ words, as the service)  {percentiles(both)}")
     batch = timed(lambda t: model.probabilities([t]), timed_texts[:300])
     print(f"  probabilities([text]) (batch path)     {percentiles(batch)}")
 
 
-def start_server(models: Path, workers: int) -> tuple[subprocess.Popen, int, float]:
-    """The real command on a free port: (process, port, seconds until it first answered)."""
+def start_server(models: Path, workers: int) -> tuple[subprocess.Popen, int, float, float]:
+    """The real command on a free port: (process, port, seconds until it first answered,
+    CPU seconds it had used by then)."""
+    import psutil
+
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "tmdb_genres", "serve", "--port", "0", "--models", str(models),
@@ -111,7 +113,9 @@ def start_server(models: Path, workers: int) -> tuple[subprocess.Popen, int, flo
                 break
         except OSError:
             time.sleep(0.01)
-    return process, port, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    cpu = psutil.Process(process.pid).cpu_times()
+    return process, port, seconds, cpu.user + cpu.system
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -135,14 +139,16 @@ def post(connection: http.client.HTTPConnection, body: bytes) -> bytes:
 def service(models: Path, movies: list[dict[str, str]], warm: int, workers: int,
             clients: int, batch: int, batches: int, repeats: int) -> None:
     """Start-up time, single-request latency and batch throughput of the real service."""
-    starts = []
+    starts, cpus = [], []
     for _ in range(repeats):
-        process, _, seconds = start_server(models, workers)
+        process, _, seconds, cpu = start_server(models, workers)
         starts.append(seconds)
+        cpus.append(cpu)
         stop(process)
     print(f"service start-up (process start to first answer): median "
-          f"{statistics.median(starts):.2f} s of {repeats} (min {min(starts):.2f} s)")
-    process, port, _ = start_server(models, workers)
+          f"{statistics.median(starts):.2f} s of {repeats} (min {min(starts):.2f} s); "
+          f"CPU time used by then: median {statistics.median(cpus):.2f} s")
+    process, port, _, _ = start_server(models, workers)
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for movie in movies[:warm]:
@@ -159,8 +165,7 @@ def service(models: Path, movies: list[dict[str, str]], warm: int, workers: int,
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
             return timed(lambda body: post(conn, body), bodies[k::clients])
 
-        lock = threading.Lock()
-        with lock, ThreadPoolExecutor(clients) as pool:
+        with ThreadPoolExecutor(clients) as pool:
             start = time.perf_counter()
             per_client = list(pool.map(client, range(clients)))
             seconds = time.perf_counter() - start
