@@ -149,14 +149,21 @@ def service(models: Path, movies: list[dict[str, str]], warm: int, workers: int,
           f"{statistics.median(starts):.2f} s of {repeats} (min {min(starts):.2f} s); "
           f"CPU time used by then: median {statistics.median(cpus):.2f} s")
     process, port, _, _ = start_server(models, workers)
+    import psutil
+
+    print(f"service memory after start-up (RSS): "
+          f"{psutil.Process(process.pid).memory_info().rss / 2**20:.0f} MiB")
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for movie in movies[:warm]:
             post(connection, json.dumps(movie).encode())
         singles = [json.dumps(m).encode() for m in movies[warm:]]
+        server = psutil.Process(process.pid)
+        before = sum(server.cpu_times()[:2])
         times = timed(lambda body: post(connection, body), singles)
+        cpu = (sum(server.cpu_times()[:2]) - before) / len(singles)
         print(f"service, single requests from one client ({len(singles)}, keep-alive), "
-              f"p50 / p99: {percentiles(times)}")
+              f"p50 / p99: {percentiles(times)}; server CPU {cpu * 1e3:.2f} ms a request")
         bodies = [json.dumps({"movies": movies[i * batch % len(movies):][:batch]}).encode()
                   for i in range(clients * batches)]
         bodies = [b for b in bodies if b.count(b'"title"') == batch] or bodies
