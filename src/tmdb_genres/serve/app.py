@@ -48,23 +48,28 @@ def _rounded(values: np.ndarray) -> list[float]:
     return np.round(values, 4).tolist()
 
 
-def predict_movie(model: GenreModel, movie: Movie, where: str = "",
-                  explain_all: bool = False) -> dict[str, Any]:
-    """The answer for one movie (see :class:`~.schemas.Prediction`)."""
+def movie_text(model: GenreModel, movie: Movie, where: str = "") -> str:
+    """The model text of ``movie`` (a 422 if it has no words at all)."""
     text = model.text(movie.title, movie.overview).strip(" .")
     if not text:
         raise BadRequest(422, f"{where or 'the movie'} has no words in its title or overview: "
                          "nothing to classify — send a title or an overview")
-    probabilities, words = model.predict_one(text, TOP_WORDS)
+    return text
+
+
+def answer(model: GenreModel, movie: Movie, probabilities: np.ndarray,
+           words: dict[str, list[tuple[str, float]]] | None, explain: str) -> dict[str, Any]:
+    """The answer for one movie (see :class:`~.schemas.Prediction`)."""
     ranked = model.decide(probabilities[None, :])[0]
     shown = _rounded(probabilities)
     thresholds = _rounded(model.thresholds)
     column = {genre: j for j, genre in enumerate(model.genres)}
 
     def word_list(genre: str) -> list[dict[str, Any]]:
-        return [{"word": w, "weight": round(weight, 4)} for w, weight in words[genre]]
+        return [{"word": w, "weight": round(weight, 4)} for w, weight in (words or {})
+                .get(genre, [])]
 
-    answer: dict[str, Any] = {
+    result: dict[str, Any] = {
         "id": movie.id,
         "title": movie.title,
         "genres": [{"genre": genre, "probability": shown[column[genre]],
@@ -74,9 +79,27 @@ def predict_movie(model: GenreModel, movie: Movie, where: str = "",
         "thresholds": dict(zip(model.genres, thresholds, strict=True)),
         "at_least_one": model.at_least_one,
     }
-    if explain_all:
-        answer["words"] = {genre: word_list(genre) for genre in model.genres}
-    return answer
+    if explain == "all":
+        result["words"] = {genre: word_list(genre) for genre in model.genres}
+    return result
+
+
+def predict_movies(model: GenreModel, movies: list[Movie], explain: str,
+                   batch: bool) -> list[dict[str, Any]]:
+    """The answers for ``movies``: with words from the single-text path, or without
+    (``explain="none"``) from one batch product."""
+    texts = [movie_text(model, movie, f"movies[{i}]" if batch else "")
+             for i, movie in enumerate(movies)]
+    if explain == "none":
+        probabilities = (model.probabilities(texts) if len(texts) > 1
+                         else [model.probabilities_one(texts[0])])
+        return [answer(model, movie, p, None, explain)
+                for movie, p in zip(movies, probabilities, strict=True)]
+    results = []
+    for movie, text in zip(movies, texts, strict=True):
+        probabilities, words = model.predict_one(text, TOP_WORDS)
+        results.append(answer(model, movie, probabilities, words, explain))
+    return results
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -188,17 +211,17 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
     @app.post("/predict", responses={200: {"model": Prediction | BatchPrediction}},
               summary="Genres of one movie or of a batch")
     async def predict(payload: Movie | Batch,
-                      explain: str = Query("predicted", pattern="^(predicted|all)$",
-                                           description="`all`: top words of every genre")
+                      explain: str = Query("predicted", pattern="^(predicted|all|none)$",
+                                           description="the contributing words: of the "
+                                           "`predicted` genres, of `all`, or `none` (faster "
+                                           "batches)")
                       ) -> Response:
-        explain_all = explain == "all"
         if isinstance(payload, Movie):
             # about a millisecond: less than handing it to a thread and back costs
-            return json_response(predict_movie(model, payload, "", explain_all))
+            return json_response(predict_movies(model, [payload], explain, False)[0])
 
         def work() -> dict[str, Any]:
-            return {"movies": [predict_movie(model, movie, f"movies[{i}]", explain_all)
-                               for i, movie in enumerate(payload.movies)]}
+            return {"movies": predict_movies(model, payload.movies, explain, True)}
 
         return json_response(await anyio.to_thread.run_sync(work, limiter=limiter))
 
