@@ -131,6 +131,15 @@ def test_malformed_bodies_get_a_4xx_and_one_line(server: str, data: bytes, heade
     assert "\n" not in detail and fragment in detail
 
 
+def test_null_text_is_empty_and_a_bad_query_is_one_line(server: str):
+    assert post(server, {"title": None, "overview": GHOST["overview"]}).status_code == 200
+    assert post(server, {"title": None, "overview": None}).status_code == 422
+    response = requests.post(f"{server}/predict?explain=some", json=GHOST, timeout=30)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("query parameter explain: ")
+    assert "explain=predicted, all or none" in response.json()["detail"]
+
+
 def test_genres_and_health_describe_the_model(server: str, project: Path):
     metrics = json.loads((project / "metrics/metrics.json").read_text(encoding="utf-8"))
     genres = requests.get(f"{server}/genres", timeout=30).json()

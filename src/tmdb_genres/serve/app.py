@@ -11,7 +11,7 @@ batch never blocks the event loop.
 import json
 import os
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from .schemas import (
     Movie,
     Prediction,
 )
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 TOP_WORDS = 5  # contributing words per genre
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -113,6 +116,9 @@ def _location(loc: tuple[Any, ...]) -> str:
 def validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, str]:
     """One status and one line for FastAPI's validation errors of a /predict body."""
     for error in errors:
+        if error["loc"] and error["loc"][0] == "query":
+            return 422, (f"query parameter {_location(tuple(error['loc'][1:]))}: "
+                         f"{error['msg']} — use explain=predicted, all or none")
         if error.get("type") == "json_invalid":
             reason = (error.get("ctx") or {}).get("error", "")
             return 400, (f"request body is not valid JSON ({reason}) — send a JSON object "
@@ -155,7 +161,7 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1):
+def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1) -> "FastAPI":
     """The application over ``model`` (with ``info`` as :func:`hub.folder.model_info` gives it).
 
     ``worker_threads`` predictions run at once, all on the one model of this process.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TITLE = 1_000  # characters
 MAX_OVERVIEW = 10_000  # characters
@@ -19,6 +19,11 @@ class Movie(BaseModel):
     id: int | str | None = Field(None, description="passed back unchanged")
     title: str = Field("", max_length=MAX_TITLE)
     overview: str = Field("", max_length=MAX_OVERVIEW)
+
+    @field_validator("title", "overview", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: object) -> object:
+        return "" if value is None else value
 
     @model_validator(mode="after")
     def _has_text(self) -> Movie:
