@@ -4,8 +4,8 @@ OpenAPI docs at ``/docs``) and a page at ``/`` that classifies as you type.
 The model is the one ``dvc repro`` wrote to ``models/`` (``--models``) or a published model
 folder (``--model-dir``, the files of the Hugging Face Hub repository). It is loaded once,
 before the server listens: a missing or unreadable model is a one-line error at start-up.
-One process holds it; ``--workers`` threads run predictions on it.
-Needs the ``serve`` extra: ``pip install -e '.[serve]'``.
+One process holds it: a single movie is answered on the event loop, batches on ``--workers``
+threads that share the model. Needs the ``serve`` extra: ``pip install -e '.[serve]'``.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     source.add_argument("--model-dir", type=Path,
                         help="a published model folder (as on the Hub) instead of --models")
     parser.add_argument("--workers", type=int, default=2,
-                        help="predictions run at once, as threads sharing the one model "
-                        "(default 2)")
+                        help="threads that run batch requests, sharing the one model in "
+                        "this one process (default 2)")
     return parser
 
 
