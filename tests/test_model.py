@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,28 @@ def test_model_files_from_another_version_are_one_clear_error(toy_project: Path,
     with pytest.raises(TmdbGenresError, match=r"cannot read .*rerun `dvc repro`"):
         GenreModel.load(tmp_path / "vectorizer.joblib", models / "model.joblib",
                         models / "thresholds.json")
+
+
+def test_single_text_path_and_explanations(toy_project: Path):
+    model = GenreModel.load(toy_project / "models/vectorizer.joblib",
+                            toy_project / "models/model.joblib",
+                            toy_project / "models/thresholds.json")
+    texts = [model.text("Nightmare", "A haunted house, a ghost, a demon and blood."),
+             model.text("", "Hilarious jokes; a wacky prank."), "", "the of a"]
+    batch = model.probabilities(texts)
+    for i, text in enumerate(texts):
+        probabilities, words = model.predict_one(text, top=3)
+        assert probabilities.tobytes() == batch[i].tobytes()
+        assert probabilities.tobytes() == model.probabilities_one(text).tobytes()
+        assert words == model.explain(text, top=3) and set(words) == set(model.genres)
+        for pairs in words.values():
+            assert len(pairs) <= 3
+            amounts = [amount for _, amount in pairs]
+            assert all(a > 0 for a in amounts) and amounts == sorted(amounts, reverse=True)
+            assert {word for word, _ in pairs} <= set(re.findall(r"\w+", text.lower()))
+    horror = [word for word, _ in model.explain(texts[0])["Horror"]]
+    assert {"haunted", "ghost", "demon", "blood"} & set(horror[:2])
+    assert not {"a", "and"} & set(horror)  # stop words are left out
+    comedy = [word for word, _ in model.explain(texts[1])["Comedy"]]
+    assert set(comedy[:3]) <= {"hilarious", "jokes", "wacky", "prank"}
+    assert model.explain("")["Horror"] == [] and model.explain("the of a")["Horror"] == []

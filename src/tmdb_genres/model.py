@@ -7,6 +7,7 @@ saved bytes are deterministic and prediction is one sparse matrix product.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from . import paths
 from .errors import TmdbGenresError
 from .io import load_joblib, read_json
-from .vectorize import Vectorizer
+from .vectorize import SingleText, Vectorizer
 
 MODEL_FORMAT = 2  # of models/vectorizer.joblib and models/model.joblib
 
@@ -135,6 +136,23 @@ class GenreModel:
             at_least_one=bool(chosen["at_least_one"]),
         )
 
+    @classmethod
+    def from_pretrained(cls, repo_id_or_path: str | Path, revision: str | None = None
+                        ) -> GenreModel:
+        """Load a published model folder: a local path, or a Hugging Face Hub repo id.
+
+        A repo id is downloaded with ``huggingface_hub.snapshot_download`` (cached; the
+        ``HF_ENDPOINT`` and ``HF_TOKEN`` environment variables apply). Needs neither joblib
+        nor scikit-learn.
+        """
+        from .hub.folder import load_model_folder
+        from .hub.remote import download_model_folder
+
+        local = Path(repo_id_or_path)
+        if revision is None and local.is_dir():
+            return load_model_folder(local)[0]
+        return load_model_folder(download_model_folder(str(repo_id_or_path), revision))[0]
+
     def text(self, title: str, overview: str) -> str:
         """The model text for one movie, built exactly as the prepare stage builds it."""
         from .prepare import model_text
@@ -146,7 +164,7 @@ class GenreModel:
         if not texts:
             return np.zeros((0, len(self.genres)))
         x = self.vectorizer.transform(texts)
-        margins = np.asarray(x @ self.coef.T) + self.intercept
+        margins = np.asarray(x @ self._coef_t) + self.intercept
         return calibrated(margins, self.platt_a, self.platt_b)
 
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
@@ -157,3 +175,71 @@ class GenreModel:
             [self.genres[j] for j in row_order if row_decisions[j]]
             for row_order, row_decisions in zip(order, decisions, strict=True)
         ]
+
+    # The single-text path (the HTTP service): same numbers as probabilities(), less overhead.
+
+    @cached_property
+    def _coef_t(self) -> np.ndarray:
+        """Weights as (features x genres), C-contiguous: a sparse product with ``coef.T``
+        would copy the whole matrix into this layout on every call."""
+        return np.ascontiguousarray(np.asarray(self.coef).T)
+
+    @cached_property
+    def _single(self) -> SingleText:
+        return SingleText(self.vectorizer)
+
+    def _margins(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of one feature row, with the sparse product's
+        arithmetic: float32 products summed in column order."""
+        if len(columns):
+            margins = np.add.reduce(values[:, None] * self._coef_t[columns], axis=0,
+                                    dtype=np.float32)
+        else:
+            margins = np.zeros(len(self.genres), dtype=np.float32)
+        return calibrated(margins.astype(np.float64) + self.intercept, self.platt_a,
+                          self.platt_b)
+
+    def probabilities_one(self, text: str) -> np.ndarray:
+        """``probabilities([text])[0]``, bit for bit, in a fraction of the time."""
+        columns, values, _ = self._single.row(text)
+        return self._margins(columns, values)
+
+    def explain(self, text: str, top: int = 5) -> dict[str, list[tuple[str, float]]]:
+        """For every genre, the words of ``text`` that pushed its margin up most.
+
+        A feature adds (term weight x tf-idf value) to a genre's margin; that amount is
+        shared among the words it came from (a word bigram's two words, the word holding a
+        character n-gram) and summed per word. Returns up to ``top`` (word, amount) pairs
+        per genre, largest first, positive amounts only; words are lowercased, and stop
+        words (which reach the model through character n-grams only) are left out.
+        """
+        return self.predict_one(text, top)[1]
+
+    def predict_one(self, text: str, top: int = 5
+                    ) -> tuple[np.ndarray, dict[str, list[tuple[str, float]]]]:
+        """``probabilities_one(text)`` and ``explain(text, top)`` from one feature row."""
+        columns, values, sources = self._single.row(text, sources=True)
+        assert sources is not None
+        probabilities = self._margins(columns, values)
+        if not len(sources.entry):
+            return probabilities, {genre: [] for genre in self.genres}
+        # each occurrence's share of its entry's contributions, summed per word
+        order = np.argsort(sources.word, kind="stable")
+        words = sources.word[order]
+        firsts = np.flatnonzero(np.r_[True, words[1:] != words[:-1]])
+        contributions = values[:, None].astype(np.float64) * self._coef_t[columns]
+        amounts = np.add.reduceat(contributions[sources.entry[order]]
+                                  * sources.share[order, None], firsts, axis=0)
+        amounts = np.round(amounts, 6)  # free of summation-order noise
+        names = [sources.words[i] for i in words[firsts].tolist()]
+        stop = self._single.stop_words
+        amounts[[i for i, word in enumerate(names) if word in stop], :] = 0.0
+        # largest first; ties in order of first appearance in the text
+        rank = np.lexsort((np.broadcast_to(words[firsts][:, None], amounts.shape), -amounts),
+                          axis=0)[:top]
+        best = np.take_along_axis(amounts, rank, axis=0).T.tolist()
+        return probabilities, {
+            genre: [(names[i], amount) for i, amount in zip(indices, best[j], strict=True)
+                    if amount > 0]
+            for j, (genre, indices) in enumerate(zip(self.genres, rank.T.tolist(), strict=True))
+        }

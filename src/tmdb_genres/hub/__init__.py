@@ -1,0 +1,1 @@
+"""Publishing the trained model: the folder format, its model card, the Space and the upload."""

@@ -1,0 +1,184 @@
+"""The model card (the Hub repo's README.md) and reading the score back from a published card.
+
+The front matter carries the Hub's metadata (``library_name``, ``tags``, ``pipeline_tag``,
+``license`` and a ``model-index`` with the test metrics, which the Hub shows on the model page);
+the body has the metrics, per-genre scores, params, data snapshot, training command, intended
+use and limitations, and how to load the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+LIBRARY_NAME = "tmdb-genres"
+TAGS = ["text-classification", "multi-label-classification", "tf-idf", "linear-svm",
+        "movies", "tmdb", "genres"]
+# (metric key, Hub metric type, config, display name) of the model-index entries
+_INDEX_METRICS = (
+    ("micro_f1", "f1", "micro", "Test micro-F1"),
+    ("macro_f1", "f1", "macro", "Test macro-F1"),
+    ("micro_precision", "precision", "micro", "Test micro-precision"),
+    ("micro_recall", "recall", "micro", "Test micro-recall"),
+    ("macro_precision", "precision", "macro", "Test macro-precision"),
+    ("macro_recall", "recall", "macro", "Test macro-recall"),
+)
+_TABLE_METRICS = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_precision",
+                  "macro_recall", "samples_f1", "weighted_f1", "hamming_loss", "subset_accuracy",
+                  "rows")
+PLACEHOLDER_REPO = "OWNER/NAME"
+
+
+def _front_matter(info: dict[str, Any]) -> dict[str, Any]:
+    """The Hub metadata block."""
+    test = info.get("metrics", {}).get("test", {})
+    snapshot = info.get("snapshot", {})
+    metrics = [
+        {"type": kind, "value": float(test[key]), "name": name, "config": config}
+        for key, kind, config, name in _INDEX_METRICS if key in test
+    ]
+    return {
+        "license": "mit",
+        "language": ["en"],
+        "library_name": LIBRARY_NAME,
+        "pipeline_tag": "text-classification",
+        "tags": TAGS,
+        "model-index": [{
+            "name": info.get("repo_id", PLACEHOLDER_REPO).split("/")[-1],
+            "results": [{
+                "task": {"type": "text-classification",
+                         "name": "Multi-label movie genre classification"},
+                "dataset": {"type": "tmdb", "name": f"TMDB movies, {snapshot.get('label')}",
+                            "split": "test"},
+                "metrics": metrics,
+            }],
+        }],
+    }
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+
+def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
+    """The README.md of the model folder, from :func:`~tmdb_genres.hub.folder.model_info`."""
+    repo = info.get("repo_id", PLACEHOLDER_REPO)
+    metrics = info.get("metrics", {})
+    snapshot = info.get("snapshot", {})
+    params = info.get("params", {})
+    evaluate = params.get("evaluate", {})
+    front = yaml.safe_dump(_front_matter(info), sort_keys=False, allow_unicode=True)
+    lines = [
+        "---", front.rstrip("\n"), "---", "",
+        f"# {repo.split('/')[-1]}: movie genres from a title and an overview", "",
+        "A multi-label classifier of [TMDB](https://www.themoviedb.org)'s 19 movie genres: "
+        "TF-IDF of word and character n-grams, one linear SVM per genre, Platt-calibrated "
+        "probabilities and per-genre thresholds. Trained by the reproducible DVC pipeline of "
+        "the `tmdb-genres` project; plain arrays (safetensors) and JSON, no pickle.", "",
+        "## Use it", "",
+        "With the `tmdb-genres` package installed (numpy, scipy, safetensors and "
+        "huggingface_hub; scikit-learn is not needed):", "",
+        "```python",
+        "from tmdb_genres.model import GenreModel",
+        f'model = GenreModel.from_pretrained("{repo}")',
+        'print(model.decide(model.probabilities([model.text("The Haunting", '
+        '"A family moves into a house where a ghost waits in the attic.")])))',
+        "```", "",
+        f"or serve it with a web page: `tmdb-genres serve --model-dir <folder>` "
+        f"(the folder from `huggingface-cli download {repo}`).", "",
+        "## Metrics", "",
+        f"On the held-out test split ({_number(metrics.get('test', {}).get('rows', 0))} movies "
+        "never seen in training or calibration) and the validation split the thresholds were "
+        "chosen on:", "",
+        "| metric | test | validation |", "|:--|--:|--:|",
+    ]
+    for key in _TABLE_METRICS:
+        if key in metrics.get("test", {}):
+            lines.append(f"| {key} | {_number(metrics['test'][key])} | "
+                         f"{_number(metrics.get('validation', {}).get(key, ''))} |")
+    lines += ["", "Per genre on test, best F1 first:", "",
+              "| genre | F1 | precision | recall | support | threshold |",
+              "|:--|--:|--:|--:|--:|--:|"]
+    per_genre = info.get("per_genre", {})
+    for genre, s in sorted(per_genre.items(), key=lambda item: (-item[1]["f1"], item[0])):
+        threshold = thresholds.get("thresholds", {}).get(genre, s.get("threshold"))
+        lines.append(f"| {genre} | {s['f1']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} "
+                     f"| {s['support']:,} | {threshold:.3f} |")
+    lines += [
+        "", f"Thresholds: `mode: {evaluate.get('mode')}`, `threshold: "
+        f"{evaluate.get('threshold')}`, `at_least_one: {thresholds.get('at_least_one')}` "
+        "(a movie with no genre over its threshold gets its most probable genre).", "",
+        "## Training data", "",
+        "| | |", "|:--|:--|",
+        f"| snapshot | {snapshot.get('label')} |",
+        f"| movies | {_number(snapshot.get('movies', 0))} after cleaning "
+        f"({_number(snapshot.get('movies_fetched', 0))} fetched) |",
+        f"| release dates | {snapshot.get('release_date_min')} to "
+        f"{snapshot.get('release_date_max')} |",
+    ]
+    splits = snapshot.get("splits") or {}
+    if splits:
+        lines.append("| splits | " + ", ".join(f"{name} {_number(splits[name])}"
+                                                  for name in sorted(splits)) + " |")
+    lines += [
+        "", "A movie's split is fixed by a hash of its TMDB id, so it never changes split "
+        "when the snapshot grows.", "",
+        "## Training", "",
+        f"`{info.get('training_command', 'dvc repro')}` in the project "
+        + (f"at commit `{info['git_commit']}` " if info.get("git_commit") else "")
+        + f"(tmdb-genres {info.get('tmdb_genres_version')}, model format "
+        f"{info.get('model_format')}, folder format {info.get('folder_format')}), with these "
+        "parameters (`params.yaml`):", "",
+        "```yaml",
+        yaml.safe_dump({k: v for k, v in params.items() if k != "fetch"}, sort_keys=True,
+                       allow_unicode=True).rstrip("\n"),
+        "```", "",
+        "## Intended use and limitations", "",
+        "- Suggesting or checking the genres of a movie from its title and a short overview, "
+        "and a baseline for genre classifiers. Not for decisions about people.",
+        "- English overviews: the stop words and the vocabulary are English; other languages "
+        "get few known n-grams and poor scores.",
+        "- TMDB's genre list (19 genres) and TMDB's labelling of them; rare genres "
+        "(Documentary, TV Movie, Western) have few examples and low scores.",
+        f"- Drift: the movies were released from {snapshot.get('release_date_min')} to "
+        f"{snapshot.get('release_date_max')}; newer movies use new words and names, and the "
+        "scores above will be lower on them.",
+        "- Probabilities are calibrated on the validation split; a global threshold "
+        "trades precision for recall.", "",
+        "## Files", "",
+        "`model.safetensors` (SVM weights, intercepts, calibration, idf and n-gram tries), "
+        "`vocabulary.json`, `genres.json`, `thresholds.json`, `config.json` (text and n-gram "
+        "settings, folder format), `info.json` (everything on this card as data).", "",
+    ]
+    return "\n".join(lines)
+
+
+def card_micro_f1(card_text: str) -> float | None:
+    """The test micro-F1 a published card declares in its ``model-index``, or None.
+
+    Reads the front matter only (what the Hub parses), so a card edited on the Hub by hand
+    still compares by its metadata.
+    """
+    if not card_text.startswith("---"):
+        return None
+    try:
+        end = card_text.index("\n---", 3)
+        data = yaml.safe_load(card_text[3:end]) or {}
+    except (ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for entry in data.get("model-index") or []:
+        for result in (entry or {}).get("results") or []:
+            split = ((result or {}).get("dataset") or {}).get("split", "test")
+            for metric in (result or {}).get("metrics") or []:
+                if (split == "test" and metric.get("type") == "f1"
+                        and metric.get("config") == "micro"):
+                    try:
+                        return float(metric["value"])
+                    except (KeyError, TypeError, ValueError):
+                        return None
+    return None
