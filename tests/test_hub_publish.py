@@ -1,4 +1,4 @@
-"""`tmdb-genres publish` against a loopback fake of the Hugging Face Hub (real HTTP, real client)."""
+"""`tmdb-genres publish` against a loopback fake of the Hugging Face Hub (real HTTP and client)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml

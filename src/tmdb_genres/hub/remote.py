@@ -36,7 +36,8 @@ def hub_error(exc: BaseException, repo_id: str, action: str) -> TmdbGenresError:
         return TmdbGenresError(f"{repo_id!r} is not a valid Hub repo id",
                                "use OWNER/NAME, e.g. my-user/tmdb-genres")
     if status == 401 and ("credentials" in server.lower() or action.startswith("authenticate")):
-        return TmdbGenresError(f"the Hub rejected HF_TOKEN (401: {(server or 'Unauthorized').rstrip('.')})",
+        reason = (server or "Unauthorized").rstrip(".")
+        return TmdbGenresError(f"the Hub rejected HF_TOKEN (401: {reason})",
                                "set HF_TOKEN to a valid token with write access "
                                "(https://huggingface.co/settings/tokens)")
     if isinstance(exc, GatedRepoError):
