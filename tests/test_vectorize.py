@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -74,3 +75,39 @@ def test_trie_hash_table_resolves_collisions():
     starts, columns = trie.find(np.array(pairs).ravel(), ends, 2, 2)
     assert dict(zip((starts // 2).tolist(), columns.tolist(), strict=True)) == {
         i: terms[pair] for i, pair in enumerate(pairs) if pair in terms}
+
+
+@pytest.mark.parametrize(("word_max", "char", "sublinear", "stop_words"), [
+    (2, (2, 5), True, "english"), (3, (1, 3), False, None), (1, (0, 0), True, "english"),
+    (2, (4, 6), True, None)])
+def test_single_text_row_is_the_batch_row_bit_for_bit(word_max, char, sublinear, stop_words):
+    from dataclasses import replace
+
+    from tmdb_genres.featurize import fit_vectorizer
+    from tmdb_genres.params import parse_params
+    from tmdb_genres.vectorize import SingleText
+
+    with open("params.yaml", encoding="utf-8") as handle:
+        import yaml
+
+        params = parse_params(yaml.safe_load(handle)).featurize
+    params = replace(params, word_ngram_max=word_max, char_ngram_min=char[0],
+                     char_ngram_max=char[1], sublinear_tf=sublinear, stop_words=stop_words,
+                     word_min_df=1, char_min_df=1)
+    vectorizer = fit_vectorizer(params, TEXTS[:250])
+    single = SingleText(vectorizer)
+    # long texts too: hundreds of entries a row, where summation order shows in the last bit
+    texts = TEXTS + [" ".join(TEXTS[i:i + 9 * i % 50 + 5]) for i in range(0, 300, 7)]
+    batch = vectorizer.transform(texts)
+    for i, text in enumerate([*texts, "ghost ghost ghost ghost"]):
+        expected = batch[i] if i < len(texts) else vectorizer.transform([text])
+        columns, values, _ = single.row(text)
+        assert columns.tolist() == expected.indices.tolist()  # sorted, as the batch's
+        assert values.dtype == np.float32 and values.tobytes() == expected.data.tobytes()
+        again, _, sources = single.row(text, sources=True)  # the cached words answer alike
+        assert again.tolist() == columns.tolist()
+        shares = np.bincount(sources.entry, weights=sources.share, minlength=len(columns))
+        assert np.all(shares <= 1 + 1e-9)
+        if all(re.search(r"\w", token) for token in text.split()):
+            assert np.allclose(shares, 1.0)  # each entry is shared out among words in full
+        assert set(sources.words) <= set(re.findall(r"\w+", text.lower()))

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "stage 4: one-vs-rest linear SVM, calibrated on validation"),
     "evaluate": ("evaluate", "stage 5: apply thresholds, write metrics, plots, thresholds"),
     "predict": ("predict", "predict genres for a JSONL/CSV file or one --text"),
+    "serve": ("serve.command", "HTTP service and web page over the model (needs the serve extra)"),
     "emulator": ("sources.emulator",
                  "serve a snapshot as a loopback TMDB API (with optional faults)"),
     "report": ("ci.report", "CI: metrics/params diff vs a base ref as markdown; one PR comment"),

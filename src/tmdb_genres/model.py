@@ -7,6 +7,7 @@ saved bytes are deterministic and prediction is one sparse matrix product.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 from . import paths
 from .errors import TmdbGenresError
 from .io import load_joblib, read_json
-from .vectorize import Vectorizer
+from .vectorize import SingleText, Vectorizer
 
 MODEL_FORMAT = 2  # of models/vectorizer.joblib and models/model.joblib
 
@@ -163,7 +164,7 @@ class GenreModel:
         if not texts:
             return np.zeros((0, len(self.genres)))
         x = self.vectorizer.transform(texts)
-        margins = np.asarray(x @ self.coef.T) + self.intercept
+        margins = np.asarray(x @ self._coef_t) + self.intercept
         return calibrated(margins, self.platt_a, self.platt_b)
 
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
@@ -174,3 +175,54 @@ class GenreModel:
             [self.genres[j] for j in row_order if row_decisions[j]]
             for row_order, row_decisions in zip(order, decisions, strict=True)
         ]
+
+    # The single-text path (the HTTP service): same numbers as probabilities(), less overhead.
+
+    @cached_property
+    def _coef_t(self) -> np.ndarray:
+        """Weights as (features x genres), C-contiguous: a sparse product with ``coef.T``
+        would copy the whole matrix into this layout on every call."""
+        return np.ascontiguousarray(np.asarray(self.coef).T)
+
+    @cached_property
+    def _single(self) -> SingleText:
+        return SingleText(self.vectorizer)
+
+    def probabilities_one(self, text: str) -> np.ndarray:
+        """``probabilities([text])[0]``, bit for bit, in a fraction of the time."""
+        columns, values, _ = self._single.row(text)
+        # the sparse product's arithmetic: float32 products summed in column order
+        margins = np.add.reduce(values[:, None] * self._coef_t[columns], axis=0,
+                                dtype=np.float32) if len(columns) else np.zeros(
+                                    len(self.genres), dtype=np.float32)
+        return calibrated(margins.astype(np.float64) + self.intercept, self.platt_a,
+                          self.platt_b)
+
+    def explain(self, text: str, top: int = 5) -> dict[str, list[tuple[str, float]]]:
+        """For every genre, the words of ``text`` that pushed its margin up most.
+
+        A feature adds (term weight x tf-idf value) to a genre's margin; that amount is
+        shared among the words it came from (a word bigram's two words, the word holding a
+        character n-gram) and summed per word. Returns up to ``top`` (word, amount) pairs
+        per genre, largest first, positive amounts only; words are lowercased, and stop
+        words (which reach the model through character n-grams only) are left out.
+        """
+        columns, values, sources = self._single.row(text, sources=True)
+        assert sources is not None
+        if not len(sources.entry):
+            return {genre: [] for genre in self.genres}
+        contributions = values[:, None].astype(np.float64) * self._coef_t[columns]
+        # (words x entries) shares, then one product gives every word's amount per genre
+        shares = np.bincount(sources.word * len(columns) + sources.entry,
+                             weights=sources.share,
+                             minlength=len(sources.words) * len(columns))
+        per_word = shares.reshape(len(sources.words), len(columns)) @ contributions
+        per_word = np.round(per_word, 6)  # amounts, free of summation-order noise
+        stop = self._single.stop_words
+        per_word[[i for i, word in enumerate(sources.words) if word in stop], :] = 0.0
+        order = np.argsort(-per_word, axis=0, kind="stable")[:top]
+        return {
+            genre: [(sources.words[i], float(per_word[i, j])) for i in order[:, j]
+                    if per_word[i, j] > 0]
+            for j, genre in enumerate(self.genres)
+        }

@@ -278,8 +278,13 @@ class TfidfBlock:
         return cls(name, counter, idf, sublinear_tf)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """The texts' TF-IDF rows (float64, each of unit length unless empty)."""
+        """The texts' TF-IDF rows (float64, sorted columns, each of unit length unless empty).
+
+        Columns are sorted before the norms are summed, so a row's values do not depend on
+        the order its n-grams were found in (the single-text path relies on it).
+        """
         x = self.counter.counts(texts).astype(np.float64)
+        x.sort_indices()
         if self.sublinear_tf:
             x.data = np.log(x.data) + 1
         x.data *= self.idf[x.indices]
@@ -296,7 +301,7 @@ class Vectorizer:
     blocks: tuple[TfidfBlock, ...]
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Feature rows (float32 CSR; within a row, columns are not necessarily sorted)."""
+        """Feature rows (float32 CSR, columns sorted within each row)."""
         return sp.hstack([block.transform(texts) for block in self.blocks], format="csr",
                          dtype=np.float32)
 
@@ -304,3 +309,157 @@ class Vectorizer:
     def feature_names(self) -> list[str]:
         """Every feature's n-gram, in column order."""
         return [name for block in self.blocks for name in block.counter.names]
+
+
+_WORD_RUN = re.compile(r"\w+")
+
+
+@dataclass
+class Sources:
+    """Where each entry of a single-text row came from: entry ``entry[k]`` owes the share
+    ``share[k]`` of its value to ``words[word[k]]`` (a lowercased run of word characters of
+    the text); the shares of an entry add up to one."""
+
+    words: list[str]
+    entry: np.ndarray
+    word: np.ndarray
+    share: np.ndarray
+
+
+class SingleText:
+    """One text's feature row without the batch machinery: same values, bit for bit.
+
+    :meth:`Vectorizer.transform` is built for thousands of texts; for one text its NumPy
+    trie walk and sparse-matrix assembly cost milliseconds of fixed overhead. Here the
+    n-grams of one text are looked up in dictionaries (term -> column), each distinct
+    word's character n-gram columns are cached, and the TF-IDF arithmetic is the batch
+    path's, in the same order (sorted columns), so the row is identical to
+    ``transform([text])``. With ``sources=True`` it also says which words of the text each
+    feature came from (for explanations).
+    """
+
+    def __init__(self, vectorizer: Vectorizer, cache_size: int = 1 << 16) -> None:
+        self.blocks = vectorizer.blocks
+        self.offsets = np.cumsum([0] + [len(b.counter.names) for b in self.blocks])
+        self.terms = [dict(zip(b.counter.names, range(len(b.counter.names)), strict=True))
+                      for b in self.blocks]
+        self._char_cache: list[dict[str, np.ndarray]] = [{} for _ in self.blocks]
+        self._cache_size = cache_size
+        self.stop_words = frozenset(
+            word for b in self.blocks if isinstance(b.counter, WordNgrams)
+            for word, symbol in b.counter.symbols.items() if symbol == _STOP)
+
+    def _word_occurrences(self, block: int, text: str, ids: dict[str, int] | None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Columns of the word n-grams of ``text``, one per occurrence; with ``ids`` also
+        (occurrence, word id) pairs (an n-gram's words, each with an equal share)."""
+        counter = self.blocks[block].counter
+        assert isinstance(counter, WordNgrams)
+        terms, symbols = self.terms[block], counter.symbols
+        words = [w for w in _TOKEN.findall(text.lower()) if symbols.get(w, 0) != _STOP]
+        columns: list[int] = []
+        pairs: list[tuple[int, int]] = []
+        for start in range(len(words)):
+            for n in range(1, min(counter.ngram_max, len(words) - start) + 1):
+                gram = words[start:start + n]
+                column = terms.get(" ".join(gram))
+                if column is not None:
+                    if ids is not None:
+                        pairs.extend((len(columns), ids.setdefault(w, len(ids))) for w in gram)
+                    columns.append(column)
+        found = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        return np.array(columns, dtype=np.int64), found[:, 0], found[:, 1]
+
+    def _char_columns(self, block: int, word: str) -> np.ndarray:
+        """Columns of the character n-grams of one word (padded with a space each side)."""
+        cache = self._char_cache[block]
+        found = cache.get(word)
+        if found is not None:
+            return found
+        counter = self.blocks[block].counter
+        assert isinstance(counter, CharNgrams)
+        terms, padded = self.terms[block], f" {word} "
+        columns = []
+        if len(padded) < counter.ngram_min:
+            column = terms.get(padded)
+            columns = [] if column is None else [column]
+        for n in range(counter.ngram_min, min(counter.ngram_max, len(padded)) + 1):
+            for start in range(len(padded) - n + 1):
+                column = terms.get(padded[start:start + n])
+                if column is not None:
+                    columns.append(column)
+        found = np.array(columns, dtype=np.int64)
+        if len(cache) >= self._cache_size:
+            cache.clear()
+        cache[word] = found
+        return found
+
+    def _char_occurrences(self, block: int, text: str, ids: dict[str, int] | None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`_word_occurrences` for character n-grams: an n-gram belongs to the
+        word runs of the white-space token it was found in."""
+        tokens = text.lower().split()
+        parts = [self._char_columns(block, token) for token in tokens]
+        columns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if ids is None:
+            return columns, columns[:0], columns[:0]
+        occurrence, word, at = [], [], 0
+        for token, part in zip(tokens, parts, strict=True):
+            span = np.arange(at, at + len(part))
+            at += len(part)
+            for run in _WORD_RUN.findall(token):
+                occurrence.append(span)
+                word.append(np.full(len(part), ids.setdefault(run, len(ids))))
+        if not occurrence:
+            return columns, columns[:0], columns[:0]
+        return columns, np.concatenate(occurrence), np.concatenate(word)
+
+    def _block_row(self, block: int, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                   np.ndarray, np.ndarray]:
+        """Sorted columns, TF-IDF values (float64), each occurrence's entry, entry counts."""
+        tfidf = self.blocks[block]
+        unique, inverse, counts = np.unique(columns, return_inverse=True, return_counts=True)
+        data = counts.astype(np.float32).astype(np.float64)  # the batch path's casts
+        if tfidf.sublinear_tf:
+            data = np.log(data) + 1
+        data *= tfidf.idf[unique]
+        norm = np.sqrt(np.bincount(np.zeros(len(data), dtype=np.int64), weights=data**2,
+                                   minlength=1))
+        if len(data):
+            data /= norm[0]
+        return unique, data, inverse.reshape(-1), counts
+
+    def row(self, text: str, sources: bool = False
+            ) -> tuple[np.ndarray, np.ndarray, Sources | None]:
+        """Sorted feature columns and float32 values of ``text`` (``transform([text])``'s
+        row), and with ``sources`` where each entry came from."""
+        ids: dict[str, int] | None = {} if sources else None
+        all_columns, all_values, entries, words, shares = [], [], [], [], []
+        first = 0
+        for block, tfidf in enumerate(self.blocks):
+            occurrences = (self._word_occurrences if isinstance(tfidf.counter, WordNgrams)
+                           else self._char_occurrences)
+            columns, occurrence, word = occurrences(block, text, ids)
+            unique, data, inverse, counts = self._block_row(block, columns)
+            if sources and len(occurrence):
+                # an entry's value is shared equally by its occurrences, and an occurrence's
+                # equally by its words
+                per_occurrence = np.bincount(occurrence, minlength=len(columns))
+                entry = inverse[occurrence]
+                entries.append(first + entry)
+                words.append(word)
+                shares.append(1.0 / counts[entry] / per_occurrence[occurrence])
+            all_columns.append(unique + self.offsets[block])
+            all_values.append(data)
+            first += len(unique)
+        columns = np.concatenate(all_columns)
+        values = np.concatenate(all_values).astype(np.float32)
+        if not sources:
+            return columns, values, None
+        empty = np.zeros(0, dtype=np.int64)
+        return columns, values, Sources(
+            list(ids or {}),
+            np.concatenate(entries) if entries else empty,
+            np.concatenate(words) if words else empty,
+            np.concatenate(shares) if shares else np.zeros(0),
+        )

@@ -1,0 +1,224 @@
+"""The FastAPI application: ``POST /predict``, ``GET /genres``, ``GET /health`` and the page.
+
+One process holds one copy of the model; predictions run on a pool of ``worker_threads``
+threads (a capacity limiter over the event loop's thread pool), so the model is loaded and
+held once whatever the number of workers, and a slow batch never blocks the event loop.
+(No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations.)
+"""
+
+import json
+import os
+from functools import partial
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from ..model import GenreModel
+from .schemas import (
+    MAX_BATCH,
+    MAX_OVERVIEW,
+    MAX_TITLE,
+    Batch,
+    BatchPrediction,
+    Genres,
+    Health,
+    Movie,
+    Prediction,
+)
+
+TOP_WORDS = 5  # contributing words per genre
+STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+EXAMPLE = '{"title": "The Hollow House", "overview": "A family moves into a haunted house."}'
+
+
+class BadRequest(Exception):
+    """A request the service refuses: an HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """Four decimals, rounded as ``tmdb-genres predict`` rounds them."""
+    return np.round(values, 4).tolist()
+
+
+def predict_movie(model: GenreModel, movie: Movie, where: str = "",
+                  explain_all: bool = False) -> dict[str, Any]:
+    """The answer for one movie (see :class:`~.schemas.Prediction`)."""
+    text = model.text(movie.title, movie.overview).strip(" .")
+    if not text:
+        raise BadRequest(422, f"{where or 'the movie'} has no words in its title or overview: "
+                         "nothing to classify — send a title or an overview")
+    probabilities = model.probabilities_one(text)
+    ranked = model.decide(probabilities[None, :])[0]
+    words = model.explain(text, TOP_WORDS)
+    shown = _rounded(probabilities)
+    thresholds = _rounded(model.thresholds)
+    column = {genre: j for j, genre in enumerate(model.genres)}
+
+    def word_list(genre: str) -> list[dict[str, Any]]:
+        return [{"word": w, "weight": round(weight, 4)} for w, weight in words[genre]]
+
+    answer: dict[str, Any] = {
+        "id": movie.id,
+        "title": movie.title,
+        "genres": [{"genre": genre, "probability": shown[column[genre]],
+                    "threshold": thresholds[column[genre]], "words": word_list(genre)}
+                   for genre in ranked],
+        "probabilities": dict(zip(model.genres, shown, strict=True)),
+        "thresholds": dict(zip(model.genres, thresholds, strict=True)),
+        "at_least_one": model.at_least_one,
+    }
+    if explain_all:
+        answer["words"] = {genre: word_list(genre) for genre in model.genres}
+    return answer
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """``("movies", 3, "title")`` -> ``movies[3].title``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, str]:
+    """One status and one line for FastAPI's validation errors of a /predict body."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "")
+            return 400, (f"request body is not valid JSON ({reason}) — send a JSON object "
+                         f"such as {EXAMPLE}")
+    if isinstance(body, bytes | str) or body is None:
+        return 415, ("request body must be JSON with Content-Type: application/json — e.g. "
+                     f"curl -H 'Content-Type: application/json' -d '{EXAMPLE}'")
+    if not isinstance(body, dict):
+        return 422, ("request body is not a JSON object — send one movie {\"title\": ..., "
+                     "\"overview\": ...} or a batch {\"movies\": [...]}")
+    branch = "Batch" if "movies" in body else "Movie"
+    relevant = [e for e in errors if len(e["loc"]) > 1 and branch in str(e["loc"][1])]
+    error = (relevant or errors)[0]
+    where = _location(tuple(error["loc"][2:])) if relevant else ""
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind == "string_too_long":
+        return 413, (f"{where} has {len(error['input']):,} characters, over the cap of "
+                     f"{ctx['max_length']:,} — send a shorter text (title up to {MAX_TITLE:,}, "
+                     f"overview up to {MAX_OVERVIEW:,} characters)")
+    if kind == "too_long":
+        return 413, (f"batch of {len(body['movies']):,} movies is over the cap of "
+                     f"{MAX_BATCH:,} — split it into requests of at most {MAX_BATCH:,}")
+    if kind == "value_error":
+        return 422, (f"{where or 'the movie'}: {ctx.get('error', error['msg'])!s} — send a "
+                     "title or an overview")
+    if kind == "extra_forbidden":
+        return 422, (f"unknown field {where!r} — a movie has title, overview and an optional "
+                     "id; a batch is {\"movies\": [...]}")
+    return 422, f"{where or 'request body'}: {error['msg']} — see /docs for the request format"
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """The page's files, read once from the package: name -> (bytes, media type)."""
+    folder = resources.files(__package__) / "static"
+    files = {}
+    for entry in folder.iterdir():
+        suffix = os.path.splitext(entry.name)[1]
+        if suffix in STATIC_TYPES:
+            files[entry.name] = (entry.read_bytes(), STATIC_TYPES[suffix])
+    return files
+
+
+def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1):
+    """The application over ``model`` (with ``info`` as :func:`hub.folder.model_info` gives it).
+
+    ``worker_threads`` predictions run at once, all on the one model of this process.
+    """
+    import anyio
+    from fastapi import FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+
+    limiter = anyio.CapacityLimiter(worker_threads)
+    files = _static_files()
+    per_genre = info.get("per_genre") or {}
+    test = (info.get("metrics") or {}).get("test") or {}
+    health = {
+        "status": "ok",
+        "model_format": info.get("model_format"),
+        "snapshot": (info.get("snapshot") or {}).get("label"),
+        "test_micro_f1": test.get("micro_f1"),
+        "test_macro_f1": test.get("macro_f1"),
+        "git_commit": info.get("git_commit"),
+        "genres": len(model.genres),
+        "worker_threads": worker_threads,
+        "pid": os.getpid(),
+    }
+    genres = {
+        "genres": [{"name": genre, "threshold": threshold,
+                    "test_f1": (per_genre.get(genre) or {}).get("f1")}
+                   for genre, threshold in zip(model.genres, _rounded(model.thresholds),
+                                               strict=True)],
+        "at_least_one": model.at_least_one,
+    }
+
+    app = FastAPI(
+        title="tmdb-genres",
+        summary="Genres of a movie from its title and overview.",
+        description="TF-IDF + one-vs-rest linear SVM, Platt-calibrated; the page is at `/`.",
+        version=str(info.get("model_format", "")),
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message = validation_message(list(exc.errors()), exc.body)
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(BadRequest)
+    async def _refused(request: Request, exc: BadRequest) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    def json_response(content: Any) -> Response:
+        body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        return Response(body.encode(), media_type="application/json")
+
+    @app.post("/predict", responses={200: {"model": Prediction | BatchPrediction}},
+              summary="Genres of one movie or of a batch")
+    async def predict(payload: Movie | Batch,
+                      explain: str = Query("predicted", pattern="^(predicted|all)$",
+                                           description="`all`: top words of every genre")
+                      ) -> Response:
+        explain_all = explain == "all"
+        if isinstance(payload, Movie):
+            work = partial(predict_movie, model, payload, "", explain_all)
+        else:
+            def work() -> dict[str, Any]:
+                return {"movies": [predict_movie(model, movie, f"movies[{i}]", explain_all)
+                                   for i, movie in enumerate(payload.movies)]}
+        return json_response(await anyio.to_thread.run_sync(work, limiter=limiter))
+
+    @app.get("/genres", response_model=Genres, summary="Genres, thresholds and test F1")
+    async def get_genres() -> Response:
+        return json_response(genres)
+
+    @app.get("/health", response_model=Health, summary="The model being served")
+    async def get_health() -> Response:
+        return json_response(health)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        content, media_type = files["index.html"]
+        return Response(content, media_type=media_type)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in files:
+            return JSONResponse({"detail": f"no file {name!r}"}, status_code=404)
+        content, media_type = files[name]
+        return Response(content, media_type=media_type,
+                        headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,111 @@
+"""Serve the model over HTTP: a JSON API (``POST /predict``, ``GET /genres``, ``GET /health``,
+OpenAPI docs at ``/docs``) and a page at ``/`` that classifies as you type.
+
+The model is the one ``dvc repro`` wrote to ``models/`` (``--models``) or a published model
+folder (``--model-dir``, the files of the Hugging Face Hub repository). It is loaded once,
+before the server listens: a missing or unreadable model is a one-line error at start-up.
+One process holds it; ``--workers`` threads run predictions on it.
+Needs the ``serve`` extra: ``pip install -e '.[serve]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..errors import TmdbGenresError
+
+
+def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add this command's options to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--models", type=Path, default=paths.MODELS_DIR,
+                        help="directory with the model `dvc repro` wrote (default models/); "
+                        "metrics and params are read from its parent directory")
+    source.add_argument("--model-dir", type=Path,
+                        help="a published model folder (as on the Hub) instead of --models")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="predictions run at once, as threads sharing the one model "
+                        "(default 2)")
+    return parser
+
+
+def load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The model and its info, from ``--model-dir`` or ``--models`` (one-line errors)."""
+    from ..model import GenreModel
+
+    if args.model_dir is not None:
+        from ..hub.folder import load_model_folder
+
+        return load_model_folder(args.model_dir)
+    model = GenreModel.load(args.models / paths.VECTORIZER.name,
+                            args.models / paths.MODEL.name,
+                            args.models / paths.THRESHOLDS.name)
+    from ..hub.folder import model_info
+
+    root = args.models.parent
+    try:
+        info = model_info(root)
+    except TmdbGenresError as exc:  # a model without its metrics still serves
+        print(f"tmdb-genres serve: warning: no metrics for /health and /genres: {exc}",
+              file=sys.stderr)
+        info = {}
+    return model, info
+
+
+def main(args: argparse.Namespace) -> None:
+    """Run ``tmdb-genres serve`` until interrupted."""
+    if args.workers < 1:
+        raise TmdbGenresError(f"--workers must be at least 1, got {args.workers}",
+                              "pass --workers 1 or more")
+    if not 0 <= args.port <= 65535:
+        raise TmdbGenresError(f"--port must be in 0..65535, got {args.port}",
+                              "pass a free port, e.g. --port 8000")
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as exc:
+        raise TmdbGenresError(f"the service needs the 'serve' extra ({exc})",
+                              "pip install -e '.[serve]'") from None
+    model, info = load(args)
+    model.probabilities_one("warm up")  # build the single-text tables before listening
+    app = create_app(model, info, worker_threads=args.workers)
+    sock = listen_socket(args.host, args.port)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    port = sock.getsockname()[1]
+    print(f"tmdb-genres serve: {len(model.genres)} genres, {args.workers} worker thread"
+          f"{'s' if args.workers > 1 else ''}, ready {seconds_since_start():.2f} s after "
+          f"start on http://{args.host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (port 0: any free port), or a one-line error."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise TmdbGenresError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                              "pick another --host/--port or stop what is using it") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def seconds_since_start() -> float:
+    """Seconds since this process started (what a user waits for)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()

@@ -1,0 +1,248 @@
+"""The HTTP service and its page: real HTTP on loopback, the real command, a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed "
+                    "(pip install -e '.[serve]')")
+
+from tmdb_genres.cli import main
+from tmdb_genres.model import GenreModel
+from tmdb_genres.serve.schemas import MAX_BATCH, MAX_OVERVIEW
+
+from .conftest import ROOT
+from .serve_helpers import app_server, serve_command, train_sample_project
+
+GHOST = {"title": "Nightmare", "overview": "A haunted house, a ghost, a demon and blood."}
+
+
+def load(project: Path) -> GenreModel:
+    models = project / "models"
+    return GenreModel.load(models / "vectorizer.joblib", models / "model.joblib",
+                           models / "thresholds.json")
+
+
+@pytest.fixture(scope="module")
+def project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The toy pipeline's outputs with the committed params.yaml, as a project root."""
+    root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("serve") / "project"))
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(project: Path):
+    """The app over the toy model, on loopback (uvicorn in a thread)."""
+    from tmdb_genres.hub.folder import model_info
+
+    with app_server(load(project), model_info(project), workers=2) as url:
+        yield url
+
+
+def post(url: str, body, **kwargs) -> requests.Response:
+    return requests.post(f"{url}/predict", json=body, timeout=30, **kwargs)
+
+
+# ------------------------------------------------------------------------------ the API
+
+
+def test_one_movie_gets_ranked_genres_probabilities_thresholds_and_words(server: str):
+    answer = post(server, {**GHOST, "id": 7}).json()
+    assert answer["id"] == 7 and answer["title"] == "Nightmare"
+    assert len(answer["probabilities"]) == len(answer["thresholds"]) == 19
+    ranked = answer["genres"]
+    assert ranked[0]["genre"] == "Horror"
+    assert [g["probability"] for g in ranked] == sorted((g["probability"] for g in ranked),
+                                                        reverse=True)
+    for genre in ranked:
+        assert genre["probability"] == answer["probabilities"][genre["genre"]]
+        assert genre["threshold"] == answer["thresholds"][genre["genre"]]
+    horror = {w["word"] for w in ranked[0]["words"]}
+    assert horror and horror <= {"haunted", "house", "ghost", "demon", "blood", "nightmare"}
+    assert {"ghost", "demon"} & horror
+    assert "words" not in answer or answer["words"] is None
+    everything = requests.post(f"{server}/predict?explain=all", json=GHOST, timeout=30).json()
+    assert set(everything["words"]) == set(answer["probabilities"])
+
+
+def test_answers_equal_the_predict_command(server: str, project: Path, tmp_path: Path):
+    movies = [GHOST, {"title": "Pew", "overview": "Alien robot on a planet."},
+              {"title": "", "overview": "A wacky prank; hilarious jokes and grief."},
+              {"title": "Only a title", "overview": ""}]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(m) + "\n" for m in movies), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(source), "-o", str(out), "--models",
+                 str(project / "models")]) == 0
+    expected = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    batch = post(server, {"movies": movies}).json()["movies"]
+    for movie, want, got in zip(movies, expected, batch, strict=True):
+        assert got["probabilities"] == want["scores"]
+        assert [g["genre"] for g in got["genres"]] == want["genres"]
+        assert post(server, movie).json() == got  # one at a time: the same answer
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), [
+    ({"title": "", "overview": "  "}, 422, "empty title and overview"),
+    ({"title": ".", "overview": "."}, 422, "no words"),
+    ({"title": 5, "overview": "x"}, 422, "title: Input should be a valid string"),
+    ({"movies": [GHOST, {"overview": ["a"]}]}, 422, "movies[1].overview"),
+    ({"movies": "x"}, 422, "movies: Input should be a valid list"),
+    ({"movies": []}, 422, "at least 1"),
+    ({"titel": "x"}, 422, "unknown field 'titel'"),
+    ([GHOST], 422, "not a JSON object"),
+    ({"overview": "x" * (MAX_OVERVIEW + 1)}, 413, f"over the cap of {MAX_OVERVIEW:,}"),
+    ({"movies": [GHOST] * (MAX_BATCH + 1)}, 413, f"over the cap of {MAX_BATCH:,}"),
+])
+def test_bad_requests_get_a_4xx_and_one_line(server: str, body, status: int, fragment: str):
+    response = post(server, body)
+    assert response.status_code == status
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and fragment in detail
+    assert " — " in detail  # the problem, then the remedy
+
+
+@pytest.mark.parametrize(("data", "headers", "status", "fragment"), [
+    (b'{"title": "x",', {"Content-Type": "application/json"}, 400, "not valid JSON"),
+    (b'{"title": "x"}', {"Content-Type": "application/x-www-form-urlencoded"}, 415,
+     "Content-Type: application/json"),
+    (b"", {"Content-Type": "application/json"}, 415, "must be JSON"),
+])
+def test_malformed_bodies_get_a_4xx_and_one_line(server: str, data: bytes, headers: dict,
+                                                 status: int, fragment: str):
+    response = requests.post(f"{server}/predict", data=data, headers=headers, timeout=30)
+    assert response.status_code == status
+    detail = response.json()["detail"]
+    assert "\n" not in detail and fragment in detail
+
+
+def test_genres_and_health_describe_the_model(server: str, project: Path):
+    metrics = json.loads((project / "metrics/metrics.json").read_text(encoding="utf-8"))
+    genres = requests.get(f"{server}/genres", timeout=30).json()
+    assert [g["name"] for g in genres["genres"]] == load(project).genres
+    horror = next(g for g in genres["genres"] if g["name"] == "Horror")
+    assert horror["threshold"] == 0.27
+    assert horror["test_f1"] == metrics["test"]["per_genre"]["Horror"]["f1"]
+    health = requests.get(f"{server}/health", timeout=30).json()
+    assert health["status"] == "ok" and health["model_format"] == 2
+    assert health["test_micro_f1"] == metrics["test"]["micro_f1"]
+    assert health["test_macro_f1"] == metrics["test"]["macro_f1"]
+    assert health["snapshot"] and "git_commit" in health
+    assert health["pid"] == os.getpid() and health["worker_threads"] == 2
+
+
+def test_openapi_docs(server: str):
+    assert "swagger" in requests.get(f"{server}/docs", timeout=30).text.lower()
+    schema = requests.get(f"{server}/openapi.json", timeout=30).json()
+    assert {"/predict", "/genres", "/health"} <= set(schema["paths"])
+
+
+def test_the_page_and_its_files_come_from_the_app(server: str):
+    page = requests.get(server, timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'label for="overview"' in page.text and 'id="threshold"' in page.text
+    for name in ("app.js", "style.css"):
+        asset = requests.get(f"{server}/static/{name}", timeout=30)
+        assert asset.status_code == 200 and asset.text
+        assert "http://" not in asset.text and "https://" not in asset.text  # no CDN
+    assert "http://" not in page.text and "https://" not in page.text
+    assert requests.get(f"{server}/static/nothing.js", timeout=30).status_code == 404
+
+
+# ------------------------------------------------------------------ the command itself
+
+
+def test_serve_holds_one_model_in_one_process_for_all_workers(project: Path):
+    import psutil
+
+    with serve_command(["--workers", "3"], cwd=project) as (url, process):
+        health = requests.get(f"{url}/health", timeout=30).json()
+        assert health["pid"] == process.pid and health["worker_threads"] == 3
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda _: post(url, GHOST).json(), range(48)))
+        assert all(a == answers[0] for a in answers) and answers[0]["genres"]
+        server = psutil.Process(process.pid)
+        assert server.children(recursive=True) == []  # no worker processes: one model
+        assert requests.get(f"{url}/health", timeout=30).json()["pid"] == process.pid
+
+
+def test_model_dir_serves_a_published_folder_alike(project: Path, tmp_path: Path):
+    from tmdb_genres.hub.folder import model_info, write_model_folder
+
+    folder = tmp_path / "folder"
+    write_model_folder(load(project), model_info(project), folder)
+    with serve_command(["--model-dir", str(folder)], cwd=tmp_path) as (url, _):
+        from_folder = post(url, {"movies": [GHOST, {"title": "Alien planet"}]}).json()
+        health = requests.get(f"{url}/health", timeout=30).json()
+    with serve_command([], cwd=project) as (url, _):
+        from_models = post(url, {"movies": [GHOST, {"title": "Alien planet"}]}).json()
+    assert from_folder == from_models
+    assert health["test_micro_f1"] is not None
+
+
+def run_serve(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tmdb_genres", "serve", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_startup_errors_are_one_line(project: Path, tmp_path: Path):
+    broken = tmp_path / "models"
+    shutil.copytree(project / "models", broken)
+    blob = (broken / "model.joblib").read_bytes()
+    (broken / "model.joblib").write_bytes(blob[: len(blob) // 2])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        cases = [
+            (["--models", str(tmp_path / "none")], "not found", "dvc repro"),
+            (["--models", str(broken)], "cannot read", "rerun `dvc repro`"),
+            (["--model-dir", str(tmp_path / "none")], "model folder", "not found"),
+            (["--workers", "0"], "--workers must be at least 1", "--workers 1"),
+            (["--models", str(project / "models"), "--port", port], "cannot listen",
+             "another"),
+        ]
+        for args, problem, remedy in cases:
+            result = run_serve(args, cwd=tmp_path)
+            lines = result.stderr.strip().splitlines()
+            assert result.returncode == 2, result.stderr
+            assert len(lines) == 1 and lines[0].startswith("tmdb-genres serve: error: ")
+            assert problem in lines[0] and remedy in lines[0]
+
+
+# --------------------------------------------------- a model trained on the real data
+
+
+@pytest.fixture(scope="module")
+def sample_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained on a third of the real data (skips without ../shared)."""
+    from .conftest import SHARED_MOVIES
+
+    if not SHARED_MOVIES.is_file():
+        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
+                    "checkout); CI always has it")
+    return train_sample_project(tmp_path_factory.mktemp("sample"), SHARED_MOVIES)
+
+
+def test_single_text_probabilities_are_the_batch_ones_bit_for_bit(sample_project: Path):
+    from tmdb_genres.io import read_jsonl
+
+    model = load(sample_project)
+    texts = [row["text"] for row in read_jsonl(sample_project / "data/prepared/test.jsonl")]
+    texts += ["", "a", "The the the", "日本の映画", "Amélie's café — naïve déjà-vu"]
+    batch = model.probabilities(texts)
+    for i, text in enumerate(texts):
+        one = model.probabilities_one(text)
+        assert one.tobytes() == batch[i].tobytes(), text
+        assert one.tobytes() == model.probabilities([text])[0].tobytes()
