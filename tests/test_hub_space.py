@@ -60,6 +60,8 @@ def test_the_space_folder_carries_what_it_installs(tmp_path: Path, wheel: Path) 
         names = archive.namelist()
         metadata = archive.read(f"tmdb_genres-{__version__}.dist-info/METADATA").decode()
     assert "tmdb_genres/hub/folder.py" in names and "tmdb_genres/hub/remote.py" in names
+    if importlib.util.find_spec("tmdb_genres.serve") is not None:  # the page's files too
+        assert "tmdb_genres/serve/static/index.html" in names
     assert f"Version: {__version__}" in metadata
     assert space.start_command(tmp_path / "space") == ["sh", "start.sh"]
 
@@ -84,6 +86,7 @@ def test_the_space_start_command_serves_the_page_over_a_published_folder(
         tmp_path: Path, toy_project: Path, params_data: dict, hub: FakeHub, wheel: Path) -> None:
     # a --dry-run model folder, published on the fake Hub
     (toy_project / "params.yaml").write_text(yaml.safe_dump(params_data), encoding="utf-8")
+    (toy_project / "constraints.txt").write_bytes((ROOT / "constraints.txt").read_bytes())
     done = subprocess.run(
         [sys.executable, "-m", "tmdb_genres", "publish", REPO, "--dry-run", "--output",
          str(tmp_path / "model"), "--space", SPACE, "--space-output", str(tmp_path / "space"),
