@@ -207,3 +207,37 @@ def test_pipeline_install_step_uses_the_makefile_and_the_venv(tmp_path: Path, re
     assert made == (["make setup", "make setup-s3"] if remote else ["make setup"])
     assert (tmp_path / "path").read_text().splitlines() == [str(checkout / ".venv" / "bin")]
     assert re.search(r"^setup-s3: setup\b", (ROOT / "Makefile").read_text(), re.M)
+def test_publish_job_runs_only_on_main_or_by_hand_and_never_for_a_fork() -> None:
+    ci = load_workflow()
+    assert "workflow_dispatch" in ci["on"]
+    job = ci["jobs"]["publish"]
+    assert job["needs"] == "pipeline"
+    condition = " ".join(job["if"].split())
+    assert condition.startswith("github.event.repository.fork == false && (")
+    assert "github.event_name == 'workflow_dispatch'" in condition
+    assert "(github.event_name == 'push' && github.ref == 'refs/heads/main')" in condition
+    assert "pull_request" not in condition
+    assert job["permissions"] == {"contents": "read"}
+    assert job["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
+    assert job["env"]["HF_REPO_ID"] == "${{ vars.HF_REPO_ID }}"
+    _, publish = find_step(ci, "hub-publish")
+    assert "tmdb-genres publish" in publish["run"] and "--force" not in publish["run"]
+    assert publish["if"] == "steps.hub-model.outputs.available == 'true'"
+
+
+@pytest.mark.parametrize(("token", "repo", "enabled"), [
+    ("", "", "false"), ("hf_x", "", "false"), ("", "o/n", "false"), ("hf_x", "o/n", "true")])
+def test_publish_job_without_its_secret_or_variable_is_a_notice(
+        tmp_path: Path, token: str, repo: str, enabled: str) -> None:
+    from tests.workflow_steps import bash_command
+
+    _, step = find_step(load_workflow(), "hub-settings")
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    env = {"PATH": os.environ["PATH"], "HF_TOKEN": token, "HF_REPO_ID": repo,
+           "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
+    done = subprocess.run([*bash_command(step), "-c", step["run"]], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, check=True)
+    assert output.read_text() == f"enabled={enabled}\n"
+    assert ("::notice title=Hub publish skipped::" in done.stdout) is (enabled == "false")
+    assert token == "" or token not in done.stdout + (summary.read_text()
+                                                      if summary.exists() else "")

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("sources.emulator",
                  "serve a snapshot as a loopback TMDB API (with optional faults)"),
     "report": ("ci.report", "CI: metrics/params diff vs a base ref as markdown; one PR comment"),
+    "publish": ("hub.publish",
+                "publish the model (and a Space) to the Hugging Face Hub, gated on test micro-F1"),
 }
 
 

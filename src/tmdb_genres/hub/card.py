@@ -88,7 +88,7 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         '"A family moves into a house where a ghost waits in the attic.")])))',
         "```", "",
         f"or serve it with a web page: `tmdb-genres serve --model-dir <folder>` "
-        f"(the folder from `huggingface-cli download {repo}`).", "",
+        f"(the folder from `hf download {repo} --local-dir <folder>`).", "",
         "## Metrics", "",
         f"On the held-out test split ({_number(metrics.get('test', {}).get('rows', 0))} movies "
         "never seen in training or calibration) and the validation split the thresholds were "
@@ -109,7 +109,8 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
                      f"| {s['support']:,} | {threshold:.3f} |")
     lines += [
         "", f"Thresholds: `mode: {evaluate.get('mode')}`, `threshold: "
-        f"{evaluate.get('threshold')}`, `at_least_one: {thresholds.get('at_least_one')}` "
+        f"{evaluate.get('threshold')}`, "
+        f"`at_least_one: {str(thresholds.get('at_least_one')).lower()}` "
         "(a movie with no genre over its threshold gets its most probable genre).", "",
         "## Training data", "",
         "| | |", "|:--|:--|",

@@ -215,8 +215,8 @@ def folder_files(model: Any, info: dict[str, Any]) -> dict[str, bytes]:
         CARD: model_card(info, thresholds),
     }
     files = {name: content.encode("utf-8") for name, content in text.items()}
-    files[WEIGHTS] = save(arrays, metadata={"format": "tmdb-genres",
-                                            "folder_format": str(FOLDER_FORMAT)})
+    # one metadata key: safetensors keeps metadata in a hash map whose order varies by process
+    files[WEIGHTS] = save(arrays, metadata={"format": f"tmdb-genres/{FOLDER_FORMAT}"})
     return dict(sorted(files.items()))
 
 

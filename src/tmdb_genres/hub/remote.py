@@ -28,13 +28,16 @@ def hub_error(exc: BaseException, repo_id: str, action: str) -> TmdbGenresError:
         RevisionNotFoundError,
     )
 
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    server = getattr(exc, "server_message", None) or ""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    headers = getattr(response, "headers", None) or {}
+    server = getattr(exc, "server_message", None) or headers.get("X-Error-Message") or ""
     if isinstance(exc, HFValidationError):
         return TmdbGenresError(f"{repo_id!r} is not a valid Hub repo id",
                                "use OWNER/NAME, e.g. my-user/tmdb-genres")
-    if status == 401 and "credentials" in server.lower():
-        return TmdbGenresError(f"the Hub rejected HF_TOKEN (401: {server.rstrip('.')})",
+    if status == 401 and ("credentials" in server.lower() or action.startswith("authenticate")):
+        reason = (server or "Unauthorized").rstrip(".")
+        return TmdbGenresError(f"the Hub rejected HF_TOKEN (401: {reason})",
                                "set HF_TOKEN to a valid token with write access "
                                "(https://huggingface.co/settings/tokens)")
     if isinstance(exc, GatedRepoError):
@@ -60,3 +63,27 @@ def hub_error(exc: BaseException, repo_id: str, action: str) -> TmdbGenresError:
                                f"({type(exc).__name__})", "check the network or HF_ENDPOINT")
     return TmdbGenresError(f"could not {action} {repo_id}: {type(exc).__name__}: {exc}",
                            "check HF_ENDPOINT and the repo id")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tmdb_genres.hub.remote REPO_OR_FOLDER``: print the model folder to serve.
+
+    A local folder is printed as it is; a repo id is downloaded first (the Space's start-up).
+    """
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m tmdb_genres.hub.remote REPO_ID_OR_FOLDER", file=sys.stderr)
+        return 2
+    try:
+        local = Path(args[0])
+        print(local if local.is_dir() else download_model_folder(args[0]))
+    except TmdbGenresError as exc:
+        print(f"tmdb-genres: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
