@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("sources.emulator",
                  "serve a snapshot as a loopback TMDB API (with optional faults)"),
     "report": ("ci.report", "CI: metrics/params diff vs a base ref as markdown; one PR comment"),
+    "refresh": ("ci.refresh",
+                "CI: pull a newer TMDB snapshot, retrain, open one PR with the metric and drift "
+                "report"),
 }
 
 
