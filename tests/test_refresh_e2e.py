@@ -54,10 +54,11 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def sample_movies(size: int = SAMPLE_SIZE) -> list[dict[str, Any]]:
-    """Every k-th movie of the shared snapshot, so the sample spans every year."""
+    """Every k-th movie of the shared snapshot (about ``size``), so the sample spans every year
+    and every id range (the newest movies have the highest ids)."""
     with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
         movies = [json.loads(line) for line in handle if line.strip()]
-    return movies[:: max(1, len(movies) // size)][:size]
+    return movies[:: max(1, -(-len(movies) // size))]
 
 
 @dataclass

@@ -24,6 +24,7 @@ import pytest
 
 from tests.workflow_steps import (
     ROOT,
+    WORKFLOWS,
     find_step,
     load_workflow,
     run_scripts,
@@ -138,9 +139,13 @@ def test_least_privilege_permissions() -> None:
             permissions = job.get("permissions", workflow["permissions"])
             assert "write-all" not in str(permissions), name
             writes = {k for k, v in permissions.items() if v == "write"}
-            commenting = any("tmdb-genres report" in str(s.get("run", ""))
-                             for s in job.get("steps", []))
-            assert writes == ({"pull-requests"} if commenting else set()), name
+            runs = " ".join(str(s.get("run", "")) for s in job.get("steps", []))
+            if "tmdb-genres refresh" in runs:  # pushes a branch, opens a PR, comments
+                assert writes == {"contents", "pull-requests"}, name
+            else:
+                commenting = "tmdb-genres report" in runs
+                assert writes == ({"pull-requests"} if commenting else set()), name
+            assert set(permissions) <= {"contents", "pull-requests"}, name
 
 
 def test_pipeline_job_setup() -> None:
@@ -166,3 +171,33 @@ def test_test_job_runs_the_readme_test_command() -> None:
     readme = ROOT / "README.md"
     if readme.is_file():
         assert "make test" in readme.read_text(encoding="utf-8")
+
+
+def test_refresh_workflow_triggers_inputs_and_secrets() -> None:
+    refresh = load_workflow(WORKFLOWS / "refresh.yml")
+    on = refresh["on"]
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    assert len(on["schedule"]) == 1 and len(on["schedule"][0]["cron"].split()) == 5
+    assert on["schedule"][0]["cron"].split()[2:4] == ["*", "*"]  # weekly: a day of the week
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert set(inputs) == {"label", "release_date_lte"}
+    assert all(not i.get("required") for i in inputs.values())
+    assert refresh["concurrency"]["cancel-in-progress"] is False
+    (name, job), = refresh["jobs"].items()
+    assert "github.event.repository.fork" in job["if"]  # no run, so no secrets, in forks
+    steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
+    assert steps["actions/checkout"]["with"]["fetch-depth"] == 0
+    cache = steps["actions/cache"]["with"]
+    assert {".dvc/cache", ".dvc/tmp/runs"} <= set(cache["path"].split())
+    _, token = find_step(refresh, "token")
+    assert "secrets.TMDB_API_TOKEN" in token["env"]["TMDB_API_TOKEN"]
+    assert "::notice" in token["run"] and "exit 1" not in token["run"]
+    _, step = find_step(refresh, "refresh")
+    assert step["if"] == "steps.token.outputs.available == 'true'"
+    assert "tmdb-genres refresh" in step["run"]
+    assert "${{ github.token }}" in step["env"]["GITHUB_TOKEN"]
+    assert "secrets.TMDB_API_TOKEN" in step["env"]["TMDB_API_TOKEN"]
+    # inputs reach the script through env only (never expanded into the script itself)
+    assert "inputs." in step["env"]["LABEL"] and "inputs." in step["env"]["RELEASE_DATE_LTE"]
+    for _, script in run_scripts(refresh):
+        assert "${{" not in script
