@@ -47,6 +47,6 @@ def test_render_drift_has_counts_shares_and_titles() -> None:
     assert "- **movies**: 4 → 7 (+3)" in text
     assert "- **added**: 4" in text and "- **removed**: 1" in text
     assert "M8 (2020-01-01), M7 (2022-06-01), … 2 more" in text
-    assert "| Horror | 1 | 4 | 25.0% | 57.1% | +32.1 pp |" in text
+    assert "| Horror | 1 | 4 | 25.0% | 57.1% | +32.14 pp |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "pp |" in line]
     assert rows[0].startswith("| Horror")

@@ -223,11 +223,15 @@ def test_refresh_opens_one_pull_request_then_updates_it(world: World) -> None:
         metrics["newcomers"]["micro_f1"]
     first_lock = yaml.safe_load(git(world.bare, "show", f"{branch}:dvc.lock"))
 
-    # second run, same label: the same pull request and comment are updated
+    # second run, same label, with a DVC remote: the same pull request and comment are
+    # updated, and the outputs are pushed to the remote
     world.github.requests.clear()
     clone = world.clone("second")
+    remote = world.tmp / "dvc-remote"
     env = world.env(clone, TMDB_API_TOKEN=emulator.DEFAULT_TOKEN, RELEASE_DATE_LTE=NEW_LTE,
-                    LABEL=NEW_LTE)
+                    LABEL=NEW_LTE, DVC_REMOTE_URL=str(remote))
+    pulled = world.runner.run("pull", clone, env)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     stdout, _ = world.run_workflow(clone, env)
     assert f"refresh: updated pull request {REPO}#1" in stdout, stdout[-3000:]
     assert "updated its report comment" in stdout
@@ -237,6 +241,8 @@ def test_refresh_opens_one_pull_request_then_updates_it(world: World) -> None:
     second_lock = yaml.safe_load(git(world.bare, "show", f"{branch}:dvc.lock"))
     for stage in ("fetch", "prepare", "featurize", "train"):  # same data, same bytes
         assert first_lock["stages"][stage]["outs"][0] == second_lock["stages"][stage]["outs"][0]
+    snapshot_md5 = second_lock["stages"]["fetch"]["outs"][0]["md5"]
+    assert (remote / "files" / "md5" / snapshot_md5[:2] / snapshot_md5[2:]).is_file()
 
 
 def test_refresh_with_no_new_movies_opens_nothing(world: World) -> None:

@@ -183,7 +183,7 @@ def test_refresh_workflow_triggers_inputs_and_secrets() -> None:
     assert set(inputs) == {"label", "release_date_lte"}
     assert all(not i.get("required") for i in inputs.values())
     assert refresh["concurrency"]["cancel-in-progress"] is False
-    (name, job), = refresh["jobs"].items()
+    (job,) = refresh["jobs"].values()
     assert "github.event.repository.fork" in job["if"]  # no run, so no secrets, in forks
     steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
     assert steps["actions/checkout"]["with"]["fetch-depth"] == 0

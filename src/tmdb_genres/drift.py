@@ -97,7 +97,7 @@ def _pct(value: float) -> str:
 
 
 def _pp(value: float) -> str:
-    return f"{100 * value:+.1f} pp"
+    return f"{100 * value:+.2f} pp"
 
 
 def render_drift(drift: SnapshotDrift, examples: Sequence[Mapping[str, Any]] = (),

@@ -310,13 +310,25 @@ class Baseline:
     test: dict[str, Any]
 
 
+BASELINE_FILES = (paths.RAW_SNAPSHOT, paths.VECTORIZER, paths.MODEL, paths.THRESHOLDS,
+                  paths.METRICS)
+
+
 def load_baseline(cwd: Path, log: Path) -> Baseline:
-    """Restore the base's outputs (``dvc repro``: cache, run cache or rebuild) and read them."""
+    """Restore the base's outputs and read them.
+
+    ``dvc checkout`` restores them from the DVC cache (restored by CI, or pulled from the DVC
+    remote); only when that fails does ``dvc repro`` rebuild them (run cache, or a run).
+    """
     from ..model import GenreModel
 
-    dvc_logged(["repro"], cwd, log, "`dvc repro` of the base",
-               "the base's outputs must be restorable: configure the DVC remote "
-               "(DVC_REMOTE_URL) or make fetch.source reachable")
+    checkout = _run([sys.executable, "-m", "dvc", "checkout"], cwd, check=False)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(checkout.stdout + checkout.stderr, encoding="utf-8")
+    if checkout.returncode or not all((cwd / f).is_file() for f in BASELINE_FILES):
+        dvc_logged(["repro"], cwd, log, "`dvc repro` of the base",
+                   "the base's outputs must be restorable: configure the DVC remote "
+                   "(DVC_REMOTE_URL) or make fetch.source reachable")
     movies = read_jsonl(cwd / paths.RAW_SNAPSHOT)
     model = GenreModel.load(cwd / paths.VECTORIZER, cwd / paths.MODEL, cwd / paths.THRESHOLDS)
     test = read_json(cwd / paths.METRICS)["test"]
@@ -345,15 +357,14 @@ def dvc_remote_configured(cwd: Path) -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
-def commit_and_push(cwd: Path, branch: str, message: str, remote: str) -> str:
-    """Commit the refresh on ``branch`` (from the current commit), force-push it; its sha."""
+def commit(cwd: Path, branch: str, message: str) -> str:
+    """Commit the refresh on ``branch``, started from the current commit; return its sha."""
     git(cwd, "checkout", "-q", "-B", branch)
     git(cwd, "add", "--", *COMMITTED)
     identity = []
     if not git(cwd, "config", "user.email", check=False).strip():
         identity = ["-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}"]
     git(cwd, *identity, "commit", "-q", "-m", message)
-    git(cwd, "push", "--force", "-q", remote, f"HEAD:refs/heads/{branch}")
     return git(cwd, "rev-parse", "HEAD").strip()
 
 
@@ -457,15 +468,16 @@ def main(args: argparse.Namespace) -> None:
 
     sha = None
     if not args.dry_run:
-        sha = commit_and_push(cwd, branch, f"Refresh the TMDB snapshot to {label} (released up "
-                              f"to {lte}): {len(drift.added):,} new movies", args.remote)
-        if args.push_dvc == "auto" and dvc_remote_configured(cwd):
+        sha = commit(cwd, branch, f"Refresh the TMDB snapshot to {label} (released up to "
+                     f"{lte}): {len(drift.added):,} new movies")
+        if args.push_dvc == "auto" and dvc_remote_configured(cwd):  # data first, then the branch
             dvc_logged(["push", "--run-cache"], cwd, logs / "dvc-push.log", "`dvc push`",
                        "check the DVC remote's credentials")
+        git(cwd, "push", "--force", "-q", args.remote, f"HEAD:refs/heads/{branch}")
     data = rp.collect(argparse.Namespace(repo=cwd, base=base_ref, repro_log=None,
                                          artifact_url=None, split="test"), env)
-    data.stages = merge_runs(rp.parse_repro_log(fetch_log),
-                             rp.parse_repro_log(rest_log))
+    data.stages = merge_runs(rp.parse_repro_log(fetch_log), rp.parse_repro_log(rest_log))
+    data.artifact_url = None  # the refresh uploads no plots; the run link stays
     report_part = rp.render_report(data, marker="", title="Metrics and params against "
                                    f"`{args.base_branch}`")
     body = render_body(base.query, after, drift,
