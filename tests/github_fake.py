@@ -46,6 +46,7 @@ class FakeGitHub:
     next_number: int = 0
     branch_exists: Callable[[str, str], bool] | None = None  # (repo, branch) -> exists?
     stale_listings: int = 0
+    ignore_head_filter: bool = False  # answer as if the head filter had no owner part
     url: str = ""
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -186,7 +187,7 @@ class FakeGitHub:
         state = query.get("state", ["open"])[-1]
         items = [p for p in self.pulls.get(repo, []) if state == "all" or p["state"] == state]
         head = query.get("head", [""])[-1]
-        if ":" in head:  # without "owner:" GitHub ignores the filter
+        if ":" in head and not self.ignore_head_filter:  # without "owner:" it is ignored
             items = [p for p in items if p["head"]["label"] == head]
         base = query.get("base", [""])[-1]
         if base:

@@ -41,6 +41,9 @@ def test_find_open_pull_checks_the_head_itself(github: FakeGitHub) -> None:
     listed = github.list_pulls(REPO, {"head": ["refresh/a"]})
     assert len(listed) == 2  # the quirk: the filter was ignored
     assert gh.find_open_pull(REPO, "octo:refresh/a", "main") is None
+    github.ignore_head_filter = True  # even when the filter is not applied
+    assert gh.find_open_pull(REPO, "octo:refresh/a", "main") is None
+    github.ignore_head_filter = False
     action, pull = gh.upsert_pull(REPO, "octo:refresh/a", "main", "Refresh a", "")
     assert action == "created" and pull["head"]["label"] == "octo:refresh/a"
     assert gh.find_open_pull(REPO, "octo:refresh/a", "main")["number"] == pull["number"]
