@@ -6,9 +6,11 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.github_fake import FakeGitHub
 from tmdb_genres import drift
 from tmdb_genres.ci import refresh
 from tmdb_genres.ci import report as rp
+from tmdb_genres.ci.github import GitHubClient
 from tmdb_genres.errors import TmdbGenresError
 
 PARAMS_TEXT = (ROOT / "params.yaml").read_text(encoding="utf-8")
@@ -112,3 +114,22 @@ def test_publishing_needs_the_github_settings() -> None:
         refresh.github_settings({"GITHUB_TOKEN": "t"})
     assert refresh.github_settings({"GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "o/r"}) == (
         "https://api.github.com", "t", "o/r")
+
+
+def test_older_refresh_pull_requests_are_closed_as_superseded() -> None:
+    repo = "octo/tmdb-genres"
+    with FakeGitHub() as github:
+        for head in ("octo:refresh/2022-12-24", "octo:feature", "someone:refresh/x",
+                     "octo:refresh/2022-12-31"):
+            github.create_pull(repo, {"title": head, "head": head, "base": "main"})
+        github.create_pull(repo, {"title": "other base", "head": "octo:refresh/y",
+                                  "base": "release"})
+        client = GitHubClient(github.url, github.token)
+        closed = refresh.close_superseded(client, repo, "main", "refresh/2022-12-31", 4)
+        assert closed == [1]
+        states = {p["head"]["label"]: p["state"] for p in github.pulls[repo]}
+        assert states == {"octo:refresh/2022-12-24": "closed", "octo:feature": "open",
+                          "someone:refresh/x": "open", "octo:refresh/2022-12-31": "open",
+                          "octo:refresh/y": "open"}
+        assert github.comments[(repo, 1)][0]["body"].startswith("Superseded by #4")
+        assert refresh.close_superseded(client, repo, "main", "refresh/2022-12-31", 4) == []

@@ -186,3 +186,15 @@ class GitHubClient:
         response = self.request("PATCH", f"/repos/{repo}/pulls/{existing['number']}",
                                 json={"title": title, "body": body})
         return "updated", response.json()
+
+    def open_pulls(self, repo: str, base: str | None = None) -> list[dict[str, Any]]:
+        """Every open pull request of ``repo`` (into ``base`` when given)."""
+        query = "state=open&per_page=100" + (f"&base={quote(base, safe='')}" if base else "")
+        return list(self.paginate(f"/repos/{repo}/pulls?{query}"))
+
+    def close_pull(self, repo: str, number: int, comment: str | None = None) -> None:
+        """Close pull request ``number``, after posting ``comment`` on it when given."""
+        if comment:
+            self.request("POST", f"/repos/{repo}/issues/{number}/comments",
+                         json={"body": comment})
+        self.request("PATCH", f"/repos/{repo}/pulls/{number}", json={"state": "closed"})

@@ -2,8 +2,8 @@
 
 Run from a checkout of the base branch (``main``) whose DVC outputs can be restored:
 
-1. ``dvc repro`` restores (or rebuilds) the base's outputs; the base snapshot, model and test
-   scores are kept in memory.
+1. ``dvc checkout`` restores the base's outputs from the DVC cache (``dvc repro`` rebuilds
+   them when it cannot); the base snapshot, model and test scores are kept in memory.
 2. ``params.yaml`` gets the new query (``fetch.source: tmdb``, ``fetch.snapshot`` = the label,
    ``fetch.release_date_lte``; comments kept) and ``dvc repro fetch`` pulls it from the TMDB
    API (``TMDB_API_TOKEN``, ``TMDB_API_BASE``). With no new movies the command says so, puts
@@ -59,6 +59,9 @@ NEWCOMER_METRICS: tuple[str, ...] = (
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COMMITTED = ("params.yaml", "dvc.lock", "metrics")
+PERMISSION_REMEDY = ("give the job `permissions: contents: write, pull-requests: write`, pass "
+                     "GITHUB_TOKEN, and allow GitHub Actions to create pull requests "
+                     "(Settings → Actions → General → Workflow permissions)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,6 +243,29 @@ def pr_body(before: Query, after: Query, drift: SnapshotDrift, branch: str,
         f"Merge to move `{base_branch}` to this snapshot; close to skip it. The next refresh "
         "run with the same label replaces this branch.",
     ]) + "\n"
+
+
+def superseded(pulls: Sequence[Mapping[str, Any]], owner: str, branch: str) -> list[int]:
+    """Numbers of the other open refresh pull requests (``refresh/*`` branches of ``owner``)."""
+    numbers = []
+    for pull in pulls:
+        head = pull.get("head") or {}
+        head_owner = ((head.get("repo") or {}).get("owner") or {}).get("login")
+        ref = str(head.get("ref") or "")
+        if head_owner == owner and ref.startswith(BRANCH_PREFIX) and ref != branch:
+            numbers.append(int(pull["number"]))
+    return sorted(numbers)
+
+
+def close_superseded(client: GitHubClient, repo: str, base_branch: str, branch: str,
+                     number: int) -> list[int]:
+    """Close the older open refresh pull requests, each with a comment naming the new one."""
+    owner = repo.split("/")[0]
+    closed = superseded(client.open_pulls(repo, base_branch), owner, branch)
+    for old in closed:
+        client.close_pull(repo, old, f"Superseded by #{number} (`{branch}`), a newer snapshot "
+                                     "refresh; closed by `tmdb-genres refresh`.")
+    return closed
 
 
 def merge_runs(first: rp.StageRuns, second: rp.StageRuns) -> rp.StageRuns:
@@ -494,13 +520,16 @@ def main(args: argparse.Namespace) -> None:
         return
     api, token, repo = settings
     client = GitHubClient(api, token, user_agent="tmdb-genres-refresh",
-                          permission_remedy="give the job `permissions: contents: write, "
-                                            "pull-requests: write` and pass GITHUB_TOKEN")
+                          permission_remedy=PERMISSION_REMEDY)
     head = f"{repo.split('/')[0]}:{branch}"
     action, pull = client.upsert_pull(repo, head, args.base_branch, pr_title(after),
                                       pr_body(base.query, after, drift, branch,
                                               args.base_branch))
     comment_action, url = client.upsert_comment(repo, int(pull["number"]), body, MARKER)
+    closed = close_superseded(client, repo, args.base_branch, branch, int(pull["number"]))
     _say(f"refresh: {action} pull request {repo}#{pull['number']} ({pull.get('html_url')}) "
          f"from {branch} at {sha[:12] if sha else '?'}; {comment_action} its report comment: "
          f"{url}", summary)
+    if closed:
+        _say("refresh: closed the superseded refresh pull requests "
+             + ", ".join(f"#{n}" for n in closed), summary)
