@@ -133,3 +133,11 @@ def test_older_refresh_pull_requests_are_closed_as_superseded() -> None:
                           "octo:refresh/y": "open"}
         assert github.comments[(repo, 1)][0]["body"].startswith("Superseded by #4")
         assert refresh.close_superseded(client, repo, "main", "refresh/2022-12-31", 4) == []
+
+
+def test_failure_line_prefers_the_stage_error() -> None:
+    lines = ["Running stage 'fetch':\n", "tmdb-genres fetch: error: bad token — fix it\n",
+             "ERROR: failed to reproduce 'fetch': exited with 2\n"]
+    assert refresh.failure_line(lines) == "tmdb-genres fetch: error: bad token — fix it"
+    assert refresh.failure_line(lines[2:]) == "ERROR: failed to reproduce 'fetch': exited with 2"
+    assert refresh.failure_line(["\n"]) == "no output"

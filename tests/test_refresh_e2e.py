@@ -268,3 +268,22 @@ def test_without_the_token_the_refresh_is_skipped_with_a_notice(world: World) ->
     assert "::notice title=tmdb-genres refresh skipped::" in stdout
     assert "TMDB_API_TOKEN" in Path(env["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8")
     assert len(world.github.requests) == requests
+
+
+def test_a_base_that_cannot_be_restored_fails_in_one_line_and_cleanly(world: World) -> None:
+    """No DVC cache and a refused token: one error line, the checkout as it was, no PR."""
+    pulls = len(world.github.pulls.get(REPO, []))
+    clone = world.clone("no-cache")
+    shutil.rmtree(clone / ".dvc" / "cache")
+    env = world.env(clone, TMDB_API_TOKEN="not-the-token", RELEASE_DATE_LTE=NEW_LTE)
+    result = world.runner.run("refresh", clone, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith("tmdb-genres refresh: error:")]
+    assert len(errors) == 1 and errors[0] == result.stderr.strip().splitlines()[-1]
+    # the stage's own reason, then the refresh's remedy
+    assert errors[0].startswith("tmdb-genres refresh: error: `dvc repro` of the base failed: "
+                                "tmdb-genres fetch: error: the TMDB API"), errors[0]
+    assert "TMDB_API_TOKEN" in errors[0] and "configure the DVC remote" in errors[0]
+    assert git(clone, "status", "--porcelain", "--untracked-files=no") == ""
+    assert len(world.github.pulls.get(REPO, [])) == pulls

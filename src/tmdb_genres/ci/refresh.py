@@ -314,10 +314,21 @@ def dvc_logged(args: Sequence[str], cwd: Path, log: Path, what: str, remedy: str
             handle.write(line)
             sys.stderr.write(line)
     if proc.returncode:
-        errors = [x.strip() for x in lines if x.strip().startswith("ERROR")] or \
-            [x.strip() for x in lines if x.strip()] or ["no output"]
-        raise TmdbGenresError(f"{what} failed: {errors[-1][:300]}", remedy)
+        raise TmdbGenresError(f"{what} failed: {failure_line(lines)}", remedy)
     return "".join(lines)
+
+
+_STAGE_ERROR = re.compile(r"^tmdb-genres [a-z-]+: error: ")
+
+
+def failure_line(lines: Sequence[str]) -> str:
+    """The most telling line of a failed dvc run: the stage's own one-line error, else DVC's."""
+    text = [x.strip() for x in lines if x.strip()]
+    for candidates in ([x for x in text if _STAGE_ERROR.match(x)],
+                       [x for x in text if x.startswith("ERROR")], text):
+        if candidates:
+            return candidates[-1][:400]
+    return "no output"
 
 
 def read_query(params_path: Path) -> Query:
@@ -352,9 +363,13 @@ def load_baseline(cwd: Path, log: Path) -> Baseline:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(checkout.stdout + checkout.stderr, encoding="utf-8")
     if checkout.returncode or not all((cwd / f).is_file() for f in BASELINE_FILES):
-        dvc_logged(["repro"], cwd, log, "`dvc repro` of the base",
-                   "the base's outputs must be restorable: configure the DVC remote "
-                   "(DVC_REMOTE_URL) or make fetch.source reachable")
+        try:
+            dvc_logged(["repro"], cwd, log, "`dvc repro` of the base",
+                       "the base's outputs must be restorable: configure the DVC remote "
+                       "(DVC_REMOTE_URL) or make fetch.source reachable")
+        except TmdbGenresError:
+            git(cwd, "checkout", "--", "dvc.lock", "metrics", check=False)  # what dvc removed
+            raise
     movies = read_jsonl(cwd / paths.RAW_SNAPSHOT)
     model = GenreModel.load(cwd / paths.VECTORIZER, cwd / paths.MODEL, cwd / paths.THRESHOLDS)
     test = read_json(cwd / paths.METRICS)["test"]
@@ -475,9 +490,9 @@ def main(args: argparse.Namespace) -> None:
     if not drift.added:
         restore_workspace(cwd, params_text)
         removed = f"; {len(drift.removed):,} removed" if drift.removed else ""
-        _say(f"refresh: no new movies in {after.describe()} ({drift.movies_after:,} movies, "
-             f"{drift.movies_before:,} in {base.query.describe()}{removed}); nothing committed, "
-             "no pull request opened", summary)
+        _say(f"refresh: no new movies: the {drift.movies_after:,} movies of snapshot "
+             f"{after.describe()} are all in {base.query.describe()}{removed}; nothing "
+             "committed, no pull request opened", summary)
         return
 
     rest_log = dvc_logged(["repro"], cwd, logs / "dvc-repro.log", "`dvc repro`",
