@@ -40,7 +40,7 @@ import yaml
 from .. import paths
 from ..drift import SnapshotDrift, compare, newcomers, render_drift
 from ..errors import TmdbGenresError
-from ..io import read_json, read_jsonl, write_json
+from ..io import atomic_text, read_json, read_jsonl, write_json
 from ..params import load_params
 from . import report as rp
 from .github import DEFAULT_API, GitHubClient
@@ -385,9 +385,15 @@ def check_clean(cwd: Path) -> None:
                               "commit or stash them; a refresh starts from the base branch")
 
 
+def write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically."""
+    with atomic_text(path) as handle:
+        handle.write(text)
+
+
 def restore_workspace(cwd: Path, params_text: str) -> None:
     """Put params.yaml, dvc.lock, metrics/ and the DVC outputs back as the base had them."""
-    (cwd / paths.PARAMS).write_text(params_text, encoding="utf-8")
+    write_text(cwd / paths.PARAMS, params_text)
     git(cwd, "checkout", "--", "dvc.lock", "metrics")
     _run([sys.executable, "-m", "dvc", "checkout", "--quiet"], cwd, check=False)
 
@@ -474,8 +480,7 @@ def main(args: argparse.Namespace) -> None:
     base = load_baseline(cwd, logs / "dvc-repro-base.log")
     params_path = cwd / paths.PARAMS
     params_text = params_path.read_text(encoding="utf-8")
-    params_path.write_text(set_section_keys(params_text, "fetch", query_values(label, lte)),
-                           encoding="utf-8")
+    write_text(params_path, set_section_keys(params_text, "fetch", query_values(label, lte)))
     after = read_query(params_path)
     print(f"refresh: pulling {after.describe()}", file=sys.stderr)
     try:
@@ -521,10 +526,9 @@ def main(args: argparse.Namespace) -> None:
     data.artifact_url = None  # the refresh uploads no plots; the run link stays
     report_part = rp.render_report(data, marker="", title="Metrics and params against "
                                    f"`{args.base_branch}`")
-    body = render_body(base.query, after, drift,
-                       render_newcomers(len(drift.added), len(examples), scores, base.test,
-                                        head_test),
-                       newest, report_part)
+    newcomer_part = render_newcomers(len(drift.added), len(examples), scores, base.test,
+                                     head_test)
+    body = render_body(base.query, after, drift, newcomer_part, newest, report_part)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(body, encoding="utf-8")
@@ -533,18 +537,27 @@ def main(args: argparse.Namespace) -> None:
     if args.dry_run or settings is None:
         print("refresh: dry run; nothing committed, pushed or posted")
         return
+    for line in publish(settings, branch, args.base_branch, sha or "?",
+                        pr_title(after), pr_body(base.query, after, drift, branch,
+                                                 args.base_branch), body):
+        _say(line, summary)
+
+
+def publish(settings: tuple[str, str, str], branch: str, base_branch: str, sha: str,
+            title: str, description: str, body: str) -> list[str]:
+    """Open or update the pull request from ``branch``, upsert its report comment and close
+    older refresh pull requests; return the lines that say what happened."""
     api, token, repo = settings
     client = GitHubClient(api, token, user_agent="tmdb-genres-refresh",
                           permission_remedy=PERMISSION_REMEDY)
-    head = f"{repo.split('/')[0]}:{branch}"
-    action, pull = client.upsert_pull(repo, head, args.base_branch, pr_title(after),
-                                      pr_body(base.query, after, drift, branch,
-                                              args.base_branch))
-    comment_action, url = client.upsert_comment(repo, int(pull["number"]), body, MARKER)
-    closed = close_superseded(client, repo, args.base_branch, branch, int(pull["number"]))
-    _say(f"refresh: {action} pull request {repo}#{pull['number']} ({pull.get('html_url')}) "
-         f"from {branch} at {sha[:12] if sha else '?'}; {comment_action} its report comment: "
-         f"{url}", summary)
+    action, pull = client.upsert_pull(repo, f"{repo.split('/')[0]}:{branch}", base_branch,
+                                      title, description)
+    number = int(pull["number"])
+    comment_action, url = client.upsert_comment(repo, number, body, MARKER)
+    closed = close_superseded(client, repo, base_branch, branch, number)
+    lines = [f"refresh: {action} pull request {repo}#{number} ({pull.get('html_url')}) from "
+             f"{branch} at {sha[:12]}; {comment_action} its report comment: {url}"]
     if closed:
-        _say("refresh: closed the superseded refresh pull requests "
-             + ", ".join(f"#{n}" for n in closed), summary)
+        lines.append("refresh: closed the superseded refresh pull requests "
+                     + ", ".join(f"#{n}" for n in closed))
+    return lines
