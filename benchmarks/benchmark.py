@@ -34,7 +34,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MOVIES = ROOT.parent / "shared" / "data" / "movies.jsonl.gz"
-PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore"]
+# metrics/refresh.json: declared in dvc.yaml (written by `tmdb-genres refresh`), so it must exist
+PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore",
+                 "metrics/refresh.json"]
 GIB = 1024**3
 
 # Runs a command and prints the peak resident memory (bytes) of its whole process tree:
@@ -73,6 +75,7 @@ def make_repo(workdir: Path, source: Path) -> Path:
             shutil.copytree(ROOT / name, repo / name,
                             ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
     edit_params(repo, {"source": str(source), "watch": str(source)}, section="fetch")
     for args in (["git", "init", "-q"], ["dvc", "init", "-q"]):

@@ -19,7 +19,9 @@ from .conftest import ROOT
 pytestmark = pytest.mark.e2e
 
 SAMPLE_SIZE = 2000
-PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore"]
+# metrics/refresh.json: declared in dvc.yaml (written by `tmdb-genres refresh`), so it must exist
+PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore",
+                 "metrics/refresh.json"]
 
 
 def sh(args: list[str], cwd: Path) -> str:
@@ -67,6 +69,7 @@ def baseline(tmp_path_factory, shared_movies_module) -> Path:
         if source.is_dir():
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, repo / name)
     set_param(repo, "fetch", "source", "../sample/movies.jsonl.gz")
     set_param(repo, "fetch", "watch", "../sample/movies.jsonl.gz")

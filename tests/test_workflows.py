@@ -25,6 +25,7 @@ import pytest
 
 from tests.workflow_steps import (
     ROOT,
+    WORKFLOWS,
     bash_command,
     find_step,
     load_workflow,
@@ -140,9 +141,13 @@ def test_least_privilege_permissions() -> None:
             permissions = job.get("permissions", workflow["permissions"])
             assert "write-all" not in str(permissions), name
             writes = {k for k, v in permissions.items() if v == "write"}
-            commenting = any("tmdb-genres report" in str(s.get("run", ""))
-                             for s in job.get("steps", []))
-            assert writes == ({"pull-requests"} if commenting else set()), name
+            runs = " ".join(str(s.get("run", "")) for s in job.get("steps", []))
+            if "tmdb-genres refresh" in runs:  # pushes a branch, opens a PR, comments
+                assert writes == {"contents", "pull-requests"}, name
+            else:
+                commenting = "tmdb-genres report" in runs
+                assert writes == ({"pull-requests"} if commenting else set()), name
+            assert set(permissions) <= {"contents", "pull-requests"}, name
 
 
 def test_pipeline_job_setup() -> None:
@@ -171,9 +176,12 @@ def test_test_job_runs_the_readme_test_command() -> None:
 
 
 def test_every_job_installs_as_the_makefile_does() -> None:
-    """One way to install: each job runs `make setup` (pinned constraints.txt), never pip."""
-    ci = load_workflow()
-    for name, job in ci["jobs"].items():
+    """One way to install: each job of every workflow runs `make setup` (pinned
+    constraints.txt), never pip."""
+    jobs = [(f"{path.name}:{name}", job) for path in workflow_files()
+            for name, job in load_workflow(path)["jobs"].items()]
+    assert len(jobs) >= 4  # ci.yml's tests, pipeline and publish; refresh.yml's refresh
+    for name, job in jobs:
         scripts = [str(s.get("run", "")) for s in job["steps"]]
         assert any(re.search(r"^make setup$", script, re.M) for script in scripts), name
         assert not [s for s in scripts if "pip install" in s], f"{name} installs with pip"
@@ -188,6 +196,8 @@ def test_every_job_installs_as_the_makefile_does() -> None:
 
 
 @pytest.mark.parametrize("remote", ["", "s3://bucket/dvc"])
+
+
 def test_pipeline_install_step_uses_the_makefile_and_the_venv(tmp_path: Path, remote: str):
     """The install step, run under bash with a recording `make`: later steps get .venv/bin."""
     _, step = find_step(load_workflow(), "install")
@@ -207,6 +217,8 @@ def test_pipeline_install_step_uses_the_makefile_and_the_venv(tmp_path: Path, re
     assert made == (["make setup", "make setup-s3"] if remote else ["make setup"])
     assert (tmp_path / "path").read_text().splitlines() == [str(checkout / ".venv" / "bin")]
     assert re.search(r"^setup-s3: setup\b", (ROOT / "Makefile").read_text(), re.M)
+
+
 def test_publish_job_runs_only_on_main_or_by_hand_and_never_for_a_fork() -> None:
     ci = load_workflow()
     assert "workflow_dispatch" in ci["on"]
@@ -227,6 +239,8 @@ def test_publish_job_runs_only_on_main_or_by_hand_and_never_for_a_fork() -> None
 
 @pytest.mark.parametrize(("token", "repo", "enabled"), [
     ("", "", "false"), ("hf_x", "", "false"), ("", "o/n", "false"), ("hf_x", "o/n", "true")])
+
+
 def test_publish_job_without_its_secret_or_variable_is_a_notice(
         tmp_path: Path, token: str, repo: str, enabled: str) -> None:
     from tests.workflow_steps import bash_command
@@ -241,3 +255,33 @@ def test_publish_job_without_its_secret_or_variable_is_a_notice(
     assert ("::notice title=Hub publish skipped::" in done.stdout) is (enabled == "false")
     assert token == "" or token not in done.stdout + (summary.read_text()
                                                       if summary.exists() else "")
+
+
+def test_refresh_workflow_triggers_inputs_and_secrets() -> None:
+    refresh = load_workflow(WORKFLOWS / "refresh.yml")
+    on = refresh["on"]
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    assert len(on["schedule"]) == 1 and len(on["schedule"][0]["cron"].split()) == 5
+    assert on["schedule"][0]["cron"].split()[2:4] == ["*", "*"]  # weekly: a day of the week
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert set(inputs) == {"label", "release_date_lte"}
+    assert all(not i.get("required") for i in inputs.values())
+    assert refresh["concurrency"]["cancel-in-progress"] is False
+    (job,) = refresh["jobs"].values()
+    assert "github.event.repository.fork" in job["if"]  # no run, so no secrets, in forks
+    steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
+    assert steps["actions/checkout"]["with"]["fetch-depth"] == 0
+    cache = steps["actions/cache"]["with"]
+    assert {".dvc/cache", ".dvc/tmp/runs"} <= set(cache["path"].split())
+    _, token = find_step(refresh, "token")
+    assert "secrets.TMDB_API_TOKEN" in token["env"]["TMDB_API_TOKEN"]
+    assert "::notice" in token["run"] and "exit 1" not in token["run"]
+    _, step = find_step(refresh, "refresh")
+    assert step["if"] == "steps.token.outputs.available == 'true'"
+    assert "tmdb-genres refresh" in step["run"]
+    assert "${{ github.token }}" in step["env"]["GITHUB_TOKEN"]
+    assert "secrets.TMDB_API_TOKEN" in step["env"]["TMDB_API_TOKEN"]
+    # inputs reach the script through env only (never expanded into the script itself)
+    assert "inputs." in step["env"]["LABEL"] and "inputs." in step["env"]["RELEASE_DATE_LTE"]
+    for _, script in run_scripts(refresh):
+        assert "${{" not in script

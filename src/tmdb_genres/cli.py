@@ -25,6 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("ci.report", "CI: metrics/params diff vs a base ref as markdown; one PR comment"),
     "publish": ("hub.publish",
                 "publish the model (and a Space) to the Hugging Face Hub, gated on test micro-F1"),
+    "refresh": ("ci.refresh",
+                "CI: pull a newer TMDB snapshot, retrain, open one PR with the metric and drift "
+                "report"),
 }
 
 

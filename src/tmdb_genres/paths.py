@@ -30,6 +30,7 @@ METRICS_DIR = Path("metrics")
 FETCH_REPORT = METRICS_DIR / "fetch.json"
 PREPARE_REPORT = METRICS_DIR / "prepare.json"
 METRICS = METRICS_DIR / "metrics.json"
+REFRESH_METRICS = METRICS_DIR / "refresh.json"  # written by `tmdb-genres refresh`, not a stage
 PLOTS_DIR = METRICS_DIR / "plots"
 
 

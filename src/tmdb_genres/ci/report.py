@@ -413,10 +413,16 @@ def render_lock(status: str | None) -> str:
     return "### dvc.lock\n\n" + text
 
 
-def render_report(data: ReportData) -> str:
-    """The whole markdown report, starting with the hidden marker that finds the comment."""
-    parts = [MARKER, f"## {TITLE}", f"Compared with `{data.base}`.", render_metrics(data),
+def render_report(data: ReportData, marker: str = MARKER, title: str = TITLE) -> str:
+    """The whole markdown report, starting with the hidden marker that finds the comment.
+
+    Another command that embeds this report in its own comment passes its own ``marker``
+    (or ``""``), so that this command's comment is never mistaken for it.
+    """
+    parts = [f"## {title}", f"Compared with `{data.base}`.", render_metrics(data),
              render_params(data.params), render_stages(data.stages), render_lock(data.lock_status)]
+    if marker:
+        parts.insert(0, marker)
     links = []
     if data.artifact_url:
         links.append(f"[Plots and artifacts]({data.artifact_url})")
