@@ -10,6 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+try:  # a pytest hook; the fallback is for scripts that put tests/ itself on sys.path
+    from .skip_summary import pytest_terminal_summary
+except ImportError:
+    from skip_summary import pytest_terminal_summary  # type: ignore[no-redef]  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SHARED_MOVIES = SHARED_DATA / "movies.jsonl.gz"
