@@ -67,7 +67,7 @@ def shared_movies() -> Path:
     """The real TMDB snapshot beside the checkout; skips the test where it is absent."""
     if not SHARED_MOVIES.is_file():
         pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); CI always has it")
+                    "checkout); where CI lacks it, the job summary lists this skip")
     return SHARED_MOVIES
 
 
