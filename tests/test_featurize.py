@@ -30,7 +30,8 @@ def test_vectorizer_equals_scikit_learn_tfidf(params_data):
     """Same columns and weights as scikit-learn's TfidfVectorizer blocks, side by side."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    texts = [m["title"] + " . " + m["overview"] for m in toy_movies(200)]
+    # the title twice, as prepare builds it, so that some terms occur more than once (tf > 1)
+    texts = [f"{m['title']} . {m['title']} . {m['overview']}" for m in toy_movies(200)]
     params = parse_params(params_data).featurize
     ours = fit_vectorizer(params, texts[:150])
     word = TfidfVectorizer(ngram_range=(1, params.word_ngram_max), min_df=params.word_min_df,

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tmdb_genres.io import dump_joblib, load_joblib
+from tmdb_genres.io import dump_joblib, load_joblib, read_jsonl
+from tmdb_genres.model import GenreModel
 from tmdb_genres.params import parse_params
 from tmdb_genres.train import fit_genre, train
 
@@ -63,3 +64,21 @@ def test_test_labels_never_reach_the_model_or_its_calibration(
     shuffled_validation = _train_with(toy_project, tmp_path / "val", params, {"validation": 1})
     assert np.array_equal(shuffled_validation["coef"], clean["coef"])  # SVMs: train only
     assert not np.allclose(shuffled_validation["platt_a"], clean["platt_a"])
+
+
+def test_saved_scores_are_what_the_saved_model_predicts(toy_project: Path):
+    """The scores evaluate reads are the probabilities `predict` computes from the model files.
+
+    Guards train/predict skew: e.g. margins built with the intercept's sign flipped are
+    absorbed by the Platt fit on them, so the saved scores alone look right.
+    """
+    model = GenreModel.load(toy_project / "models/vectorizer.joblib",
+                            toy_project / "models/model.joblib",
+                            toy_project / "models/thresholds.json")
+    for split in ("validation", "test"):
+        rows = read_jsonl(toy_project / f"data/prepared/{split}.jsonl")
+        saved = load_joblib(toy_project / f"data/scores/{split}.joblib")
+        assert saved["ids"].tolist() == [row["id"] for row in rows]
+        predicted = model.probabilities([row["text"] for row in rows])  # model texts
+        assert predicted.shape == saved["P"].shape
+        assert np.allclose(predicted, saved["P"], rtol=0, atol=1e-6)
