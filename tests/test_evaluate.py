@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from tmdb_genres.evaluate import (
     multilabel_metrics,
     tune_threshold,
 )
+from tmdb_genres.io import dump_joblib, load_joblib
 from tmdb_genres.params import parse_params
 
 
@@ -75,3 +77,53 @@ def test_plots_are_written_for_dvc(toy_project: Path):
         assert points[0]["threshold"] == 0.0 and points[0]["recall"] in (0.0, 1.0)
     header, *rows = (plots / "confusion.csv").read_text(encoding="utf-8").splitlines()
     assert header == "actual,predicted" and rows
+
+
+def test_per_genre_overrides_win_in_tuned_mode_too(params_data):
+    y = np.array([[0, 1]] * 3 + [[1, 0]] * 3)
+    p = np.array([[0.1, 0.9]] * 3 + [[0.7, 0.2]] * 3)
+    params_data["evaluate"].update(mode="tuned", tuned_min_positives=3, threshold=0.95,
+                                   per_genre={"Drama": 0.05})
+    tuned = choose_thresholds(parse_params(params_data).evaluate, ["Action", "Drama"], y, p)
+    assert tuned == {"Action": 0.7, "Drama": 0.05}  # Drama has enough positives to tune
+    params_data["evaluate"].update(per_genre={})
+    tuned = choose_thresholds(parse_params(params_data).evaluate, ["Action", "Drama"], y, p)
+    assert tuned == {"Action": 0.7, "Drama": 0.9}  # what Drama's tuning gives without it
+    params_data["evaluate"].update(tuned_min_positives=4, per_genre={"Drama": 0.05})
+    rare = choose_thresholds(parse_params(params_data).evaluate, ["Action", "Drama"], y, p)
+    assert rare == {"Action": 0.95, "Drama": 0.05}  # too rare to tune: the override still wins
+
+
+def _evaluate_copy(project: Path, out: Path, params, change: dict[str, int]) -> dict:
+    """Evaluate a copy of ``project``'s scores in which the named splits' scores are random."""
+    scores = out / "scores"
+    shutil.copytree(project / "data/scores", scores)
+    for split, seed in change.items():
+        data = load_joblib(scores / f"{split}.joblib")
+        rng = np.random.default_rng(seed)
+        data["P"] = rng.random(data["P"].shape)
+        data["Y"] = data["Y"][rng.permutation(len(data["Y"]))]
+        dump_joblib(scores / f"{split}.joblib", data)
+    metrics = evaluate(params, scores, out / "thresholds.json", out / "metrics.json",
+                       out / "plots")
+    return {"thresholds": json.loads((out / "thresholds.json").read_text(encoding="utf-8")),
+            "validation": metrics["validation"]}
+
+
+def test_tuned_thresholds_never_see_the_test_split(toy_project: Path, tmp_path: Path,
+                                                   params_data):
+    """Leakage: `mode: tuned` picks thresholds on validation scores only.
+
+    Replacing the test split's scores and labels must leave every tuned threshold (and the
+    validation metrics) as they were; replacing validation's must move them (the control).
+    """
+    # far from where the toy genres separate, so a tuned threshold differs from the default
+    params_data["evaluate"].update(mode="tuned", tuned_min_positives=1, threshold=0.99,
+                                   per_genre={})
+    params = parse_params(params_data).evaluate
+    clean = _evaluate_copy(toy_project, tmp_path / "clean", params, {})
+    tuned = {g: t for g, t in clean["thresholds"]["thresholds"].items() if t != params.threshold}
+    assert len(tuned) >= 3, "too few genres were tuned for this test to mean anything"
+    assert _evaluate_copy(toy_project, tmp_path / "test", params, {"test": 1}) == clean
+    changed = _evaluate_copy(toy_project, tmp_path / "val", params, {"validation": 1})
+    assert changed["thresholds"] != clean["thresholds"]

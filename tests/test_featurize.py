@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,9 @@ import pytest
 
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.featurize import featurize, fit_vectorizer, label_matrix, load_split
-from tmdb_genres.io import load_joblib
+from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
 from tmdb_genres.params import parse_params
+from tmdb_genres.prepare import prepare
 
 from .conftest import toy_movies
 
@@ -28,7 +30,8 @@ def test_vectorizer_equals_scikit_learn_tfidf(params_data):
     """Same columns and weights as scikit-learn's TfidfVectorizer blocks, side by side."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    texts = [m["title"] + " . " + m["overview"] for m in toy_movies(200)]
+    # the title twice, as prepare builds it, so that some terms occur more than once (tf > 1)
+    texts = [f"{m['title']} . {m['title']} . {m['overview']}" for m in toy_movies(200)]
     params = parse_params(params_data).featurize
     ours = fit_vectorizer(params, texts[:150])
     word = TfidfVectorizer(ngram_range=(1, params.word_ngram_max), min_df=params.word_min_df,
@@ -103,3 +106,42 @@ def test_outputs_are_byte_identical_across_processes_and_hash_seeds(tmp_path: Pa
     assert "models/vectorizer.joblib" in outputs[0]
     differing = [name for name in outputs[0] if outputs[0][name] != outputs[1][name]]
     assert differing == []
+
+
+def _prepared_copy(source: Path, target: Path, extra: dict[str, str]) -> Path:
+    """A copy of a prepared directory with ``extra[split]`` appended to every text of a split."""
+    shutil.copytree(source, target)
+    for split, words in extra.items():
+        rows = read_jsonl(target / f"{split}.jsonl")
+        write_jsonl(target / f"{split}.jsonl",
+                    [{**row, "text": f"{row['text']} {words}"} for row in rows])
+    return target
+
+
+def test_validation_and_test_texts_never_reach_the_vectorizer(tmp_path: Path, params_data):
+    """Leakage: TF-IDF's vocabulary and idf come from the training split alone.
+
+    Words that occur only in validation and test (in every one of their rows, far above
+    min_df) must not become features, and rewriting those splits' texts must not change one
+    byte of the saved vectoriser or of the training matrix.
+    """
+    params = parse_params(params_data)
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, toy_movies(300))
+    prepare(params.prepare, snapshot, tmp_path / "clean", tmp_path / "prepare.json")
+    _prepared_copy(tmp_path / "clean", tmp_path / "leaky",
+                           {"validation": "zorblax quintessential", "test": "zorblax vermilion"})
+    _prepared_copy(tmp_path / "clean", tmp_path / "learnt",
+                            {"train": "zorblax quintessential"})
+    outputs = {}
+    for name in ("clean", "leaky", "learnt"):
+        featurize(params.featurize, tmp_path / name, tmp_path / f"{name}-features",
+                  tmp_path / f"{name}.joblib")
+        outputs[name] = load_joblib(tmp_path / f"{name}.joblib")["vectorizer"].feature_names
+    assert "zorblax" in outputs["learnt"]  # the control: the same word in train is learnt
+    for term in ("zorblax", "quintessential", "vermilion", "zorblax vermilion"):
+        assert term not in outputs["leaky"], f"{term!r} occurs only outside train"
+    assert not any("zorb" in name for name in outputs["leaky"])  # nor its character n-grams
+    assert (tmp_path / "leaky.joblib").read_bytes() == (tmp_path / "clean.joblib").read_bytes()
+    assert ((tmp_path / "leaky-features/train.joblib").read_bytes()
+            == (tmp_path / "clean-features/train.joblib").read_bytes())

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tmdb_genres.io import read_json, read_jsonl, write_jsonl
 from tmdb_genres.sources import emulator
@@ -142,9 +143,9 @@ def dvc(root: Path, env: dict[str, str], *args: str) -> str:
 
 def test_noop_dvc_repro_makes_no_request(tmp_path):
     root = tmp_path / "project"
-    for path in ("dvc.yaml", "src/tmdb_genres/fetch.py", "src/tmdb_genres/sources/__init__.py",
-                 "src/tmdb_genres/sources/export.py",
-                 "src/tmdb_genres/sources/tmdb_api.py"):
+    fetch_deps = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"][
+        "fetch"]["deps"]  # the stage's modules: every one must exist for `dvc repro`
+    for path in ("dvc.yaml", *(dep for dep in fetch_deps if dep.startswith("src/"))):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / path, root / path)
     write_params(root, _base())

@@ -90,7 +90,7 @@ def shared_movies_module():
 
     if not SHARED_MOVIES.is_file():
         pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); CI always has it")
+                    "checkout); where CI lacks it, the job summary lists this skip")
     return SHARED_MOVIES
 
 
@@ -137,13 +137,25 @@ def test_tfidf_edit_reruns_featurize_train_evaluate(repo: Path):
     assert repro(repo) == ["featurize", "train", "evaluate"]
 
 
+def experiments(shown: list[dict]) -> list[dict]:
+    """The experiments in `dvc exp show --json` output (one entry per baseline commit)."""
+    return [rev for entry in shown for group in entry.get("experiments") or []
+            for rev in group["revs"]]
+
+
 def test_exp_run_with_set_param(repo: Path):
     output = sh(["dvc", "exp", "run", "-S", "evaluate.threshold=0.45", "-S", "evaluate.mode=fixed"],
                 repo)
-    assert "Running stage 'evaluate'" in output
-    assert "Running stage 'train'" not in output
-    shown = sh(["dvc", "exp", "show", "--json"], repo)
-    assert "0.45" in shown
+    assert re.findall(r"Running stage '([\w@-]+)'", output) == ["evaluate"]
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
+    baseline = next(e for e in shown if e["rev"] != "workspace")
+    base_params = baseline["data"]["params"]["params.yaml"]["data"]["evaluate"]
+    assert base_params["threshold"] != 0.45  # the committed value
+    [experiment] = experiments(shown)
+    params = experiment["data"]["params"]["params.yaml"]["data"]["evaluate"]
+    assert params["threshold"] == 0.45 and params["mode"] == "fixed"
+    test_f1 = experiment["data"]["metrics"]["metrics/metrics.json"]["data"]["test"]["micro_f1"]
+    assert test_f1 == metrics(repo)["test"]["micro_f1"]  # the run's metrics, applied
 
 
 def test_split_is_unchanged_when_snapshot_grows(repo: Path):

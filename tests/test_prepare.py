@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
 from pathlib import Path
 
@@ -93,6 +94,44 @@ def test_prepare_writes_splits_recipe_and_report(tmp_path: Path, params):
     saved = json.loads((tmp_path / "prepare.json").read_text(encoding="utf-8"))
     assert saved == report
     assert sum(saved["splits"].values()) == saved["rows_out"] == 300
+    ids = []
+    for name in ("train", "validation", "test"):
+        rows = read_jsonl(tmp_path / "prepared" / f"{name}.jsonl")
+        assert len(rows) == saved["splits"][name] > 0
+        assert [split_of(row["id"], params) for row in rows] == [name] * len(rows)
+        assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
+        ids += [row["id"] for row in rows]
+    assert sorted(ids) == list(range(1, 301))
+
+
+def split_by_id(directory: Path) -> dict[int, str]:
+    """Each prepared movie's split, by TMDB id."""
+    return {row["id"]: name for name in ("train", "validation", "test")
+            for row in read_jsonl(directory / f"{name}.jsonl")}
+
+
+def test_split_depends_on_the_id_alone_not_on_row_order(tmp_path: Path, params):
+    """Leakage: a movie's split is a function of its id, whatever the snapshot looks like.
+
+    Shuffling the snapshot's rows, and inserting movies with lower ids before the others,
+    must not move any movie between splits (a position-based split would move most).
+    """
+    movies = [{**m, "id": m["id"] + 1000} for m in toy_movies(300)]
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, movies)
+    prepare(params, snapshot, tmp_path / "sorted", tmp_path / "sorted.json")
+    before = split_by_id(tmp_path / "sorted")
+    assert len(before) == 300
+    lower = toy_movies(100, seed=1)  # ids 1..100, all below the others
+    grown = movies + lower
+    random.Random(0).shuffle(grown)
+    write_jsonl(snapshot, grown)
+    prepare(params, snapshot, tmp_path / "shuffled", tmp_path / "shuffled.json")
+    after = split_by_id(tmp_path / "shuffled")
+    moved = {i: (split, after[i]) for i, split in before.items() if after[i] != split}
+    assert moved == {}, f"{len(moved)} movies changed split"
+    assert all(split == split_of(i, params) for i, split in after.items())
+    assert len(after) == 400
 
 
 def test_prepare_errors_are_one_line(tmp_path: Path, params):

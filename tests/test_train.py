@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from tmdb_genres.io import load_joblib
+from tmdb_genres.io import dump_joblib, load_joblib, read_jsonl
+from tmdb_genres.model import GenreModel
 from tmdb_genres.params import parse_params
-from tmdb_genres.train import fit_genre
+from tmdb_genres.train import fit_genre, train
 
 
 def test_constant_labels_give_a_constant_margin(params_data):
@@ -29,3 +31,54 @@ def test_scores_are_calibrated_on_validation_and_saved_for_test(toy_project: Pat
     positives = test["P"][test["Y"][:, horror] == 1, horror]
     negatives = test["P"][test["Y"][:, horror] == 0, horror]
     assert positives.mean() > 0.5 > negatives.mean()
+
+
+def _train_with(project: Path, out: Path, params, permute: dict[str, int]) -> dict:
+    """Train on a copy of ``project``'s features whose splits' labels are shuffled by seed."""
+    features = out / "features"
+    shutil.copytree(project / "data/features", features)
+    for split, seed in permute.items():
+        data = load_joblib(features / f"{split}.joblib")
+        data["Y"] = data["Y"][np.random.default_rng(seed).permutation(len(data["Y"]))]
+        dump_joblib(features / f"{split}.joblib", data)
+    train(params, features, out / "model.joblib", out / "scores")
+    return load_joblib(out / "model.joblib")
+
+
+def test_test_labels_never_reach_the_model_or_its_calibration(
+        toy_project: Path, tmp_path: Path, params_data):
+    """Leakage: SVMs are fitted on train and Platt sigmoids on validation margins only.
+
+    Shuffling the test split's labels must not change one byte of the saved model (weights
+    and calibration) or of the validation scores; shuffling validation's labels must change
+    the calibration (the control that shows the comparison can fail).
+    """
+    params = parse_params(params_data).train
+    clean = _train_with(toy_project, tmp_path / "clean", params, {})
+    shuffled_test = _train_with(toy_project, tmp_path / "test", params, {"test": 1})
+    assert ((tmp_path / "test/model.joblib").read_bytes()
+            == (tmp_path / "clean/model.joblib").read_bytes())
+    assert ((tmp_path / "test/scores/validation.joblib").read_bytes()
+            == (tmp_path / "clean/scores/validation.joblib").read_bytes())
+    assert np.array_equal(shuffled_test["platt_a"], clean["platt_a"])
+    shuffled_validation = _train_with(toy_project, tmp_path / "val", params, {"validation": 1})
+    assert np.array_equal(shuffled_validation["coef"], clean["coef"])  # SVMs: train only
+    assert not np.allclose(shuffled_validation["platt_a"], clean["platt_a"])
+
+
+def test_saved_scores_are_what_the_saved_model_predicts(toy_project: Path):
+    """The scores evaluate reads are the probabilities `predict` computes from the model files.
+
+    Guards train/predict skew: e.g. margins built with the intercept's sign flipped are
+    absorbed by the Platt fit on them, so the saved scores alone look right.
+    """
+    model = GenreModel.load(toy_project / "models/vectorizer.joblib",
+                            toy_project / "models/model.joblib",
+                            toy_project / "models/thresholds.json")
+    for split in ("validation", "test"):
+        rows = read_jsonl(toy_project / f"data/prepared/{split}.jsonl")
+        saved = load_joblib(toy_project / f"data/scores/{split}.joblib")
+        assert saved["ids"].tolist() == [row["id"] for row in rows]
+        predicted = model.probabilities([row["text"] for row in rows])  # model texts
+        assert predicted.shape == saved["P"].shape
+        assert np.allclose(predicted, saved["P"], rtol=0, atol=1e-6)

