@@ -22,7 +22,7 @@ INFO = {
 def test_a_card_gives_back_its_test_micro_f1() -> None:
     card = model_card(INFO, {"at_least_one": True, "thresholds": {"Horror": 0.27}})
     assert card_micro_f1(card) == 0.6409
-    assert 'GenreModel.from_pretrained("o/n")' in card
+    assert 'from tmdb_genres.hub import from_pretrained\nmodel = from_pretrained("o/n")' in card
     assert "| Horror | 0.699 | 0.716 | 0.682 | 148 | 0.270 |" in card
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tmdb_genres.errors import TmdbGenresError
-from tmdb_genres.hub import folder
+from tmdb_genres.hub import folder, from_pretrained
 from tmdb_genres.hub.card import card_micro_f1
 from tmdb_genres.model import GenreModel
 
@@ -81,7 +81,7 @@ def test_loaded_folder_predicts_exactly_like_the_dvc_outputs(project: Path,
     assert loaded.decide(expected) == original.decide(expected)
     assert np.array_equal(loaded.thresholds, original.thresholds)
     assert info == folder.model_info(project)
-    assert GenreModel.from_pretrained(tmp_path / "m").genres == original.genres
+    assert from_pretrained(tmp_path / "m").genres == original.genres
 
 
 def test_loading_needs_neither_joblib_nor_sklearn(project: Path, tmp_path: Path) -> None:
@@ -93,8 +93,8 @@ def test_loading_needs_neither_joblib_nor_sklearn(project: Path, tmp_path: Path)
         "import json, sys\n"
         "sys.modules['sklearn'] = None\n"
         "sys.modules['joblib'] = None\n"
-        "from tmdb_genres.model import GenreModel\n"
-        "model = GenreModel.from_pretrained(sys.argv[1])\n"
+        "from tmdb_genres.hub import from_pretrained\n"
+        "model = from_pretrained(sys.argv[1])\n"
         "texts = json.loads(sys.argv[2])\n"
         "print(json.dumps(model.probabilities(texts).tolist()))\n"
         "assert 'sklearn' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
@@ -111,7 +111,7 @@ def test_card_declares_the_test_micro_f1(project: Path, tmp_path: Path) -> None:
     info = folder.model_info(project)
     assert card_micro_f1(card) == info["metrics"]["test"]["micro_f1"]
     for needle in ("library_name: tmdb-genres", "pipeline_tag: text-classification",
-                   "model-index:", "license: mit", "GenreModel.from_pretrained(",
+                   "model-index:", "license: mit", "from_pretrained(",
                    "| Horror |", "dvc repro", "English", "Drift"):
         assert needle in card, needle
 

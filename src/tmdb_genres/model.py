@@ -136,23 +136,6 @@ class GenreModel:
             at_least_one=bool(chosen["at_least_one"]),
         )
 
-    @classmethod
-    def from_pretrained(cls, repo_id_or_path: str | Path, revision: str | None = None
-                        ) -> GenreModel:
-        """Load a published model folder: a local path, or a Hugging Face Hub repo id.
-
-        A repo id is downloaded with ``huggingface_hub.snapshot_download`` (cached; the
-        ``HF_ENDPOINT`` and ``HF_TOKEN`` environment variables apply). Needs neither joblib
-        nor scikit-learn.
-        """
-        from .hub.folder import load_model_folder
-        from .hub.remote import download_model_folder
-
-        local = Path(repo_id_or_path)
-        if revision is None and local.is_dir():
-            return load_model_folder(local)[0]
-        return load_model_folder(download_model_folder(str(repo_id_or_path), revision))[0]
-
     def text(self, title: str, overview: str) -> str:
         """The model text for one movie, built exactly as the prepare stage builds it."""
         from .prepare import model_text

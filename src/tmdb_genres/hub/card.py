@@ -82,8 +82,8 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         "With the `tmdb-genres` package installed (numpy, scipy, safetensors and "
         "huggingface_hub; scikit-learn is not needed):", "",
         "```python",
-        "from tmdb_genres.model import GenreModel",
-        f'model = GenreModel.from_pretrained("{repo}")',
+        "from tmdb_genres.hub import from_pretrained",
+        f'model = from_pretrained("{repo}")',
         'print(model.decide(model.probabilities([model.text("The Haunting", '
         '"A family moves into a house where a ghost waits in the attic.")])))',
         "```", "",
