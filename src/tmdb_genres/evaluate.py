@@ -20,6 +20,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .io import atomic_dir, atomic_text, load_joblib, write_json
 from .model import apply_thresholds
+from .numeric import settle
 from .params import EvaluateParams, load_params
 
 GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # candidate thresholds
@@ -164,13 +165,18 @@ def confusion_rows(y: np.ndarray, decisions: np.ndarray, genres: list[str]) -> s
 
 
 def load_scores(scores_dir: Path) -> dict[str, dict[str, Any]]:
-    """Validation and test scores saved by train."""
+    """Validation and test scores saved by train.
+
+    The probabilities are settled again (a no-op on train's own output), so thresholds,
+    decisions and metrics come from settled values whatever wrote the files.
+    """
     scores = {}
     for split in ("validation", "test"):
         path = paths.split_file(scores_dir, split, ".joblib")
         if not path.is_file():
             raise TmdbGenresError(f"scores {str(path)!r} not found", "run `dvc repro train`")
         scores[split] = load_joblib(path)
+        scores[split]["P"] = settle(scores[split]["P"])
     return scores
 
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .numeric import settle
+
 # scikit-learn's default token_pattern
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOP = -1  # the symbol of a stop word: dropped before n-grams are formed
@@ -274,18 +276,22 @@ class TfidfBlock:
         """Learn the idf weights from the training texts (scikit-learn's smoothed idf)."""
         counts = counter.counts(texts)
         document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-        idf = np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1
+        idf = settle(np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1)
         return cls(name, counter, idf, sublinear_tf)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """The texts' TF-IDF rows (float64, each of unit length unless empty)."""
+        """The texts' TF-IDF rows (float64, each of unit length unless empty).
+
+        What comes out of ``log`` and the norms is settled (see :mod:`numeric`), so the
+        weights are the same on every CPU.
+        """
         x = self.counter.counts(texts).astype(np.float64)
         if self.sublinear_tf:
-            x.data = np.log(x.data) + 1
+            x.data = settle(np.log(x.data) + 1)
         x.data *= self.idf[x.indices]
         rows, _ = _segments(np.diff(x.indptr))
         norms = np.sqrt(np.bincount(rows, weights=x.data**2, minlength=x.shape[0]))
-        x.data /= norms[rows]  # an empty row has no entries to divide
+        x.data = settle(x.data / norms[rows])  # an empty row has no entries to divide
         return x
 
 
