@@ -81,8 +81,22 @@ def test_plots_are_written_for_dvc(toy_project: Path):
         points = json.loads(curve.read_text(encoding="utf-8"))
         assert points and all(0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1 for q in points)
         assert points[0]["threshold"] == 0.0 and points[0]["recall"] in (0.0, 1.0)
-    header, *rows = (plots / "confusion.csv").read_text(encoding="utf-8").splitlines()
-    assert header == "actual,predicted" and rows
+    confusion = json.loads((plots / "confusion.json").read_text(encoding="utf-8"))
+    assert set(confusion[0]) == {"actual", "predicted", "share"}
+    assert all(0 <= row["share"] <= 1 for row in confusion)
+
+
+def test_confusion_shares_are_per_true_genre():
+    from tmdb_genres.evaluate import confusion_shares
+
+    y = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    decisions = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)
+    shares = {(r["actual"], r["predicted"]): r["share"]
+              for r in confusion_shares(y, decisions, ["A", "B", "C"])}
+    assert shares[("A", "A")] == round(2 / 3, 4)  # recall of A
+    assert shares[("A", "B")] == round(2 / 3, 4)
+    assert shares[("B", "B")] == 0.5 and shares[("B", "C")] == 0.5
+    assert not any(actual == "C" for actual, _ in shares)  # no true C movie
 
 
 def test_headline_files_hold_micro_and_macro_scores_of_each_split(toy_project: Path):

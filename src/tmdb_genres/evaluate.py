@@ -9,8 +9,6 @@ saved by train are read, so this stage never retrains and takes seconds.
 from __future__ import annotations
 
 import argparse
-import csv
-import io as stdio
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import numpy as np
 
 from . import paths
 from .errors import TmdbGenresError
-from .io import atomic_dir, atomic_text, load_joblib, write_json
+from .io import atomic_dir, load_joblib, write_json
 from .model import apply_thresholds
 from .numeric import settle
 from .params import EvaluateParams, load_params
@@ -167,19 +165,23 @@ def precision_recall_curve(y: np.ndarray, p: np.ndarray) -> list[dict[str, float
     return points
 
 
-def confusion_rows(y: np.ndarray, decisions: np.ndarray, genres: list[str]) -> str:
-    """CSV of (actual, predicted) genre pairs over all movies, for DVC's confusion plot.
+def confusion_shares(y: np.ndarray, decisions: np.ndarray,
+                     genres: list[str]) -> list[dict[str, Any]]:
+    """For each true genre, the share of its movies that got each genre predicted.
 
-    The plot (``confusion_normalized``) shows each true genre's row as shares of its pairs.
+    One row per (actual, predicted) pair of genres; the diagonal is each genre's recall.
+    Dividing by the true genre's support keeps rare genres as readable as Drama and Comedy.
+    Genres with no movie in the split have no row.
     """
-    buffer = stdio.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["actual", "predicted"])
-    for truth_row, decided_row in zip(y.astype(bool), decisions, strict=True):
-        for actual in np.flatnonzero(truth_row):
-            for predicted in np.flatnonzero(decided_row):
-                writer.writerow([genres[actual], genres[predicted]])
-    return buffer.getvalue()
+    truth = y.astype(bool)
+    counts = truth.T.astype(np.int64) @ decisions.astype(np.int64)  # actual x predicted
+    support = truth.sum(axis=0)
+    return [
+        {"actual": genres[a], "predicted": genres[p],
+         "share": round(_ratio(float(counts[a, p]), float(support[a])), 4)}
+        for a in range(len(genres)) if support[a]
+        for p in range(len(genres))
+    ]
 
 
 def load_scores(scores_dir: Path) -> dict[str, dict[str, Any]]:
@@ -228,8 +230,7 @@ def evaluate(
         for j, genre in enumerate(genres):
             write_json(tmp / "precision_recall" / f"{genre}.json",
                        precision_recall_curve(test["Y"][:, j], test["P"][:, j]))
-        with atomic_text(tmp / "confusion.csv") as handle:
-            handle.write(confusion_rows(test["Y"], decisions["test"], genres))
+        write_json(tmp / "confusion.json", confusion_shares(test["Y"], decisions["test"], genres))
     write_json(thresholds_path, {"mode": params.mode, "at_least_one": params.at_least_one,
                                  "thresholds": chosen})
     write_json(metrics_path, metrics)
