@@ -145,8 +145,12 @@ def test_threshold_edit_reruns_evaluate_only(repo: Path):
     assert repro(repo) == ["evaluate"]
     after = metrics(repo)
     assert after["test"]["micro_f1"] != before["test"]["micro_f1"]
-    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo))
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo))  # the headline
+    assert diff["metrics/headline/test_micro.json"]["f1"]["diff"] != 0
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json", "--targets", "metrics/metrics.json"],
+                         repo))  # every figure
     assert diff["metrics/metrics.json"]["test.micro_f1"]["diff"] != 0
+    assert diff["metrics/metrics.json"]["test.per_genre.Drama.f1"]["diff"] != 0
     params = json.loads(sh(["dvc", "params", "diff", "--json"], repo))
     assert params["params.yaml"]["evaluate.threshold"]["new"] == 0.6
 
