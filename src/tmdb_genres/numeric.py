@@ -9,8 +9,11 @@ become the same number. Every stage settles what comes out of such a step before
 written or used for a decision, and derives thresholds and metrics from the settled values.
 
 What is left is the chance that a value lies within a few ulps of a rounding midpoint: about
-2**-30 per value, so a full run (about 10 million weights) differs somewhere about once in a
-hundred CPUs changes.
+2**-30 per value, so a full run on the shared data (about 10 million written values) comes
+out different on another CPU about once in a hundred such changes. Compiled loops (SciPy's
+sparse products, liblinear) have no run-time dispatch, so they run the same instructions on
+every x86-64 CPU; on arm64 the compiler may fuse multiply-adds, which settling absorbs as
+long as the results differ in their last bits only.
 """
 
 from __future__ import annotations
