@@ -89,7 +89,7 @@ def run_toy_pipeline(root: Path, params_data: dict[str, Any], n: int = 400) -> P
     train(params.train, root / "data/features", root / "models/model.joblib",
           root / "data/scores")
     evaluate(params.evaluate, root / "data/scores", root / "models/thresholds.json",
-             root / "metrics/metrics.json", root / "metrics/plots")
+             root / "metrics/metrics.json", root / "metrics/plots", root / "metrics/headline")
     return root
 
 

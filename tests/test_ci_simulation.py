@@ -36,7 +36,8 @@ SAMPLE_SIZE = 1500
 REPO = "octo/tmdb-genres"
 # What the project copy needs to run the pipeline (never the data: that stays in ../shared).
 PROJECT_FILES = ("src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore",
-                 ".github", ".dvc/config", ".dvc/.gitignore", "metrics/refresh.json")
+                 ".github", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
+                 "metrics/refresh.json")
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,

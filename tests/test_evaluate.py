@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tmdb_genres.evaluate import (
     choose_thresholds,
@@ -15,6 +16,8 @@ from tmdb_genres.evaluate import (
 )
 from tmdb_genres.io import dump_joblib, load_joblib
 from tmdb_genres.params import parse_params
+
+from .conftest import ROOT
 
 
 def test_metrics_match_scikit_learn():
@@ -67,7 +70,12 @@ def test_threshold_edit_changes_thresholds_and_metrics(toy_project: Path, params
 def test_plots_are_written_for_dvc(toy_project: Path):
     plots = toy_project / "metrics/plots"
     sweep = json.loads((plots / "threshold_sweep.json").read_text(encoding="utf-8"))
-    assert {"threshold", "micro_f1_test", "macro_f1_validation"} <= set(sweep[0])
+    assert set(sweep[0]) == {"threshold", "split", "average", "f1", "in_force"}
+    assert len(sweep) == 99 * 2 * 2  # every grid threshold, split and average
+    assert {(r["split"], r["average"]) for r in sweep} == {
+        (s, a) for s in ("validation", "test") for a in ("micro", "macro")}
+    committed = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert {r["in_force"] for r in sweep} == {committed["evaluate"]["threshold"]}
     assert len(json.loads((plots / "per_genre_f1.json").read_text(encoding="utf-8"))) == 19
     curves = sorted((plots / "precision_recall").glob("*.json"))
     assert len(curves) == 19
@@ -75,8 +83,9 @@ def test_plots_are_written_for_dvc(toy_project: Path):
         points = json.loads(curve.read_text(encoding="utf-8"))
         assert points and all(0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1 for q in points)
         assert points[0]["threshold"] == 0.0 and points[0]["recall"] in (0.0, 1.0)
-    header, *rows = (plots / "confusion.csv").read_text(encoding="utf-8").splitlines()
-    assert header == "actual,predicted" and rows
+    confusion = json.loads((plots / "confusion.json").read_text(encoding="utf-8"))
+    assert set(confusion[0]) == {"actual", "predicted", "share"}
+    assert all(0 <= row["share"] <= 1 for row in confusion)
 
 
 def test_per_genre_overrides_win_in_tuned_mode_too(params_data):
@@ -127,3 +136,28 @@ def test_tuned_thresholds_never_see_the_test_split(toy_project: Path, tmp_path: 
     assert _evaluate_copy(toy_project, tmp_path / "test", params, {"test": 1}) == clean
     changed = _evaluate_copy(toy_project, tmp_path / "val", params, {"validation": 1})
     assert changed["thresholds"] != clean["thresholds"]
+
+
+def test_confusion_shares_are_per_true_genre():
+    from tmdb_genres.evaluate import confusion_shares
+
+    y = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    decisions = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)
+    shares = {(r["actual"], r["predicted"]): r["share"]
+              for r in confusion_shares(y, decisions, ["A", "B", "C"])}
+    assert shares[("A", "A")] == round(2 / 3, 4)  # recall of A
+    assert shares[("A", "B")] == round(2 / 3, 4)
+    assert shares[("B", "B")] == 0.5 and shares[("B", "C")] == 0.5
+    assert not any(actual == "C" for actual, _ in shares)  # no true C movie
+
+
+def test_headline_files_hold_micro_and_macro_scores_of_each_split(toy_project: Path):
+    metrics = json.loads((toy_project / "metrics/metrics.json").read_text(encoding="utf-8"))
+    files = sorted((toy_project / "metrics/headline").glob("*.json"))
+    assert [f.name for f in files] == ["test_macro.json", "test_micro.json",
+                                       "validation_macro.json", "validation_micro.json"]
+    for f in files:
+        split, average = f.stem.split("_")
+        figures = json.loads(f.read_text(encoding="utf-8"))
+        assert figures == {name: metrics[split][f"{average}_{name}"]
+                           for name in ("f1", "precision", "recall")}

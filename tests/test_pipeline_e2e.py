@@ -1,4 +1,13 @@
-"""End-to-end: real `dvc repro` and real `git` on a sample of the real TMDB data."""
+"""End-to-end: real `dvc repro` and real `git` on a sample of the real TMDB data.
+
+`tests/e2e_output_hashes.json` holds the md5 of every output of every stage for the sample,
+as `dvc.lock` records them: outputs are byte-identical on any CPU, so a fresh `dvc repro`
+must give exactly these. When a change alters outputs on purpose, refresh the file with
+
+    TMDB_GENRES_UPDATE_HASHES=1 pytest tests/test_pipeline_e2e.py -k output_hashes
+
+and commit it with the change (its diff shows which outputs moved).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ from .conftest import ROOT
 pytestmark = pytest.mark.e2e
 
 SAMPLE_SIZE = 2000
+EXPECTED_HASHES = Path(__file__).with_name("e2e_output_hashes.json")
 # metrics/refresh.json: declared in dvc.yaml (written by `tmdb-genres refresh`), so it must exist
 PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore",
                  "metrics/refresh.json"]
@@ -49,8 +59,9 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
 
 
 def write_sample(path: Path, lines: list[str]) -> None:
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.writelines(lines)
+    """Gzip ``lines`` with a fixed header time, so the same lines give the same bytes."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
+        handle.write("".join(lines).encode("utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +117,24 @@ def metrics(repo: Path) -> dict:
     return json.loads((repo / "metrics/metrics.json").read_text(encoding="utf-8"))
 
 
+def output_hashes(repo: Path) -> dict[str, dict[str, str]]:
+    """``{stage: {out path: md5}}`` from the repo's dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))["stages"]
+    return {stage: {out["path"]: out["md5"] for out in entry.get("outs", [])}
+            for stage, entry in lock.items()}
+
+
+def test_fresh_repro_gives_the_committed_output_hashes(baseline: Path):
+    ours = output_hashes(baseline / "repo")
+    if os.environ.get("TMDB_GENRES_UPDATE_HASHES"):
+        EXPECTED_HASHES.write_text(json.dumps(ours, indent=2, sort_keys=True) + "\n",
+                                   encoding="utf-8")
+    expected = json.loads(EXPECTED_HASHES.read_text(encoding="utf-8"))
+    assert ours == expected, (
+        "dvc repro wrote different outputs from the committed hashes; if the change is on "
+        "purpose, refresh them (see this module's docstring)")
+
+
 def test_second_repro_runs_nothing_and_lock_is_stable(repo: Path):
     assert repro(repo) == []
     assert "Data and pipelines are up to date" in sh(["dvc", "status"], repo)
@@ -119,8 +148,12 @@ def test_threshold_edit_reruns_evaluate_only(repo: Path):
     assert repro(repo) == ["evaluate"]
     after = metrics(repo)
     assert after["test"]["micro_f1"] != before["test"]["micro_f1"]
-    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo))
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo))  # the headline
+    assert diff["metrics/headline/test_micro.json"]["f1"]["diff"] != 0
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json", "--targets", "metrics/metrics.json"],
+                         repo))  # every figure
     assert diff["metrics/metrics.json"]["test.micro_f1"]["diff"] != 0
+    assert diff["metrics/metrics.json"]["test.per_genre.Drama.f1"]["diff"] != 0
     params = json.loads(sh(["dvc", "params", "diff", "--json"], repo))
     assert params["params.yaml"]["evaluate.threshold"]["new"] == 0.6
 

@@ -401,3 +401,38 @@ def test_command_renders_posts_and_fails_with_one_line(tiny_dvc_repo: Path, gith
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["tmdb-genres report: error: base ref 'no-such-ref' is not in this clone — "
                    "fetch it (actions/checkout with fetch-depth: 0, or `git fetch origin main`)"]
+
+
+def test_command_compares_undeclared_metrics_files_beside_the_headline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the headline is a declared DVC metric; metrics/*.json are compared all the same."""
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    for key in [k for k in os.environ if k.startswith("GITHUB_")]:
+        monkeypatch.delenv(key)
+    repo = tmp_path / "repo"
+    (repo / "metrics/headline").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "config", "user.email", "ci@example.com")
+    _git(repo, "config", "user.name", "ci")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("metrics:\n  - metrics/headline/test_micro.json\n")
+    (repo / "params.yaml").write_text("evaluate:\n  threshold: 0.3\n")
+    for name, data in (("metrics.json", BASE), ("gone.json", {"rows": 1})):
+        (repo / "metrics" / name).write_text(json.dumps(data))
+    (repo / "metrics/headline/test_micro.json").write_text(json.dumps({"f1": 0.6316}))
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "base")
+    (repo / "metrics/metrics.json").write_text(json.dumps(HEAD))
+    (repo / "metrics/gone.json").unlink()
+    (repo / "metrics/new.json").write_text(json.dumps({"rows": 2}))
+    (repo / "metrics/headline/test_micro.json").write_text(json.dumps({"f1": 0.6402}))
+
+    assert rp.metrics_targets("main", repo) == [
+        "metrics/gone.json", "metrics/metrics.json", "metrics/new.json"]
+    out = tmp_path / "report.md"
+    assert cli.main(["report", "--base", "main", "--repo", str(repo), "--comment", "never",
+                     "--output", str(out)]) == 0
+    body = out.read_text()
+    assert "| **test.micro_f1** | 0.6316 | 0.6402 | +0.0086 🟢 |" in body
+    assert "| Action | 0.6630 | 0.7010 | +0.0380 🟢 | 259 |" in body
+    assert "`metrics/gone.json` | rows |" in body and "`metrics/new.json` | rows |" in body

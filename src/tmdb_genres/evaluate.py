@@ -9,8 +9,6 @@ saved by train are read, so this stage never retrains and takes seconds.
 from __future__ import annotations
 
 import argparse
-import csv
-import io as stdio
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +16,13 @@ import numpy as np
 
 from . import paths
 from .errors import TmdbGenresError
-from .io import atomic_dir, atomic_text, load_joblib, write_json
+from .io import atomic_dir, load_joblib, write_json
 from .model import apply_thresholds
+from .numeric import settle
 from .params import EvaluateParams, load_params
 
 GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)  # candidate thresholds
+HEADLINE = ("f1", "precision", "recall")  # of each split's micro and macro average
 CURVE = np.round(np.arange(0.0, 1.0001, 0.02), 2)  # thresholds of precision-recall curves
 
 
@@ -115,18 +115,32 @@ def multilabel_metrics(y: np.ndarray, decisions: np.ndarray, genres: list[str]) 
     return rounded
 
 
-def threshold_sweep(scores: dict[str, dict[str, Any]]) -> list[dict[str, float]]:
-    """Micro and macro F1 of validation and test when one global threshold is used."""
+def threshold_sweep(scores: dict[str, dict[str, Any]], in_force: float) -> list[dict[str, Any]]:
+    """Micro and macro F1 of validation and test when one global threshold is used.
+
+    One row per (threshold, split, average), so that the plot can colour by split and dash
+    by average; every row carries ``in_force``, the global threshold of ``params.yaml``,
+    which the plot marks.
+    """
     rows = []
     for t in GRID:
-        row: dict[str, float] = {"threshold": float(t)}
         for split, data in scores.items():
             decisions = data["P"] >= t
             m = multilabel_metrics(data["Y"], decisions, data["genres"])
-            row[f"micro_f1_{split}"] = m["micro_f1"]
-            row[f"macro_f1_{split}"] = m["macro_f1"]
-        rows.append(row)
+            for average in ("micro", "macro"):
+                rows.append({"threshold": float(t), "split": split, "average": average,
+                             "f1": m[f"{average}_f1"], "in_force": in_force})
     return rows
+
+
+def headline(metrics: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{"<split>_<average>": {f1, precision, recall}}``: one small file each, so that
+    ``dvc metrics show`` prints them as rows of three columns."""
+    return {
+        f"{split}_{average}": {name: figures[f"{average}_{name}"] for name in HEADLINE}
+        for split, figures in metrics.items()
+        for average in ("micro", "macro")
+    }
 
 
 def precision_recall_curve(y: np.ndarray, p: np.ndarray) -> list[dict[str, float]]:
@@ -151,34 +165,50 @@ def precision_recall_curve(y: np.ndarray, p: np.ndarray) -> list[dict[str, float
     return points
 
 
-def confusion_rows(y: np.ndarray, decisions: np.ndarray, genres: list[str]) -> str:
-    """CSV of (actual, predicted) genre pairs over all movies, for DVC's confusion plot."""
-    buffer = stdio.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["actual", "predicted"])
-    for truth_row, decided_row in zip(y.astype(bool), decisions, strict=True):
-        for actual in np.flatnonzero(truth_row):
-            for predicted in np.flatnonzero(decided_row):
-                writer.writerow([genres[actual], genres[predicted]])
-    return buffer.getvalue()
+def confusion_shares(y: np.ndarray, decisions: np.ndarray,
+                     genres: list[str]) -> list[dict[str, Any]]:
+    """For each true genre, the share of its movies that got each genre predicted.
+
+    One row per (actual, predicted) pair of genres; the diagonal is each genre's recall.
+    Dividing by the true genre's support keeps rare genres as readable as Drama and Comedy.
+    Genres with no movie in the split have no row.
+    """
+    truth = y.astype(bool)
+    counts = truth.T.astype(np.int64) @ decisions.astype(np.int64)  # actual x predicted
+    support = truth.sum(axis=0)
+    return [
+        {"actual": genres[a], "predicted": genres[p],
+         "share": round(_ratio(float(counts[a, p]), float(support[a])), 4)}
+        for a in range(len(genres)) if support[a]
+        for p in range(len(genres))
+    ]
 
 
 def load_scores(scores_dir: Path) -> dict[str, dict[str, Any]]:
-    """Validation and test scores saved by train."""
+    """Validation and test scores saved by train.
+
+    The probabilities are settled again (a no-op on train's own output), so thresholds,
+    decisions and metrics come from settled values whatever wrote the files.
+    """
     scores = {}
     for split in ("validation", "test"):
         path = paths.split_file(scores_dir, split, ".joblib")
         if not path.is_file():
             raise TmdbGenresError(f"scores {str(path)!r} not found", "run `dvc repro train`")
         scores[split] = load_joblib(path)
+        scores[split]["P"] = settle(scores[split]["P"])
     return scores
 
 
 def evaluate(
     params: EvaluateParams, scores_dir: Path, thresholds_path: Path, metrics_path: Path,
-    plots_dir: Path,
+    plots_dir: Path, headline_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the stage; return the metrics written."""
+    """Run the stage; return the metrics written.
+
+    Every figure goes to ``metrics_path``; the headline (micro and macro F1, precision and
+    recall of each split) also goes to ``headline_dir`` when given.
+    """
     scores = load_scores(scores_dir)
     validation, test = scores["validation"], scores["test"]
     genres = test["genres"]
@@ -194,17 +224,19 @@ def evaluate(
     }
     per_genre = metrics["test"]["per_genre"]
     with atomic_dir(plots_dir) as tmp:
-        write_json(tmp / "threshold_sweep.json", threshold_sweep(scores))
+        write_json(tmp / "threshold_sweep.json", threshold_sweep(scores, params.threshold))
         write_json(tmp / "per_genre_f1.json",
                    [{"genre": g, "f1": per_genre[g]["f1"]} for g in genres])
         for j, genre in enumerate(genres):
             write_json(tmp / "precision_recall" / f"{genre}.json",
                        precision_recall_curve(test["Y"][:, j], test["P"][:, j]))
-        with atomic_text(tmp / "confusion.csv") as handle:
-            handle.write(confusion_rows(test["Y"], decisions["test"], genres))
+        write_json(tmp / "confusion.json", confusion_shares(test["Y"], decisions["test"], genres))
     write_json(thresholds_path, {"mode": params.mode, "at_least_one": params.at_least_one,
                                  "thresholds": chosen})
     write_json(metrics_path, metrics)
+    if headline_dir is not None:
+        for name, figures in headline(metrics).items():
+            write_json(headline_dir / f"{name}.json", figures)
     return metrics
 
 
@@ -215,7 +247,10 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="directory of scores written by train")
     parser.add_argument("--thresholds", type=Path, default=paths.THRESHOLDS,
                         help="where to write the thresholds prediction uses")
-    parser.add_argument("--metrics", type=Path, default=paths.METRICS, help="metrics JSON")
+    parser.add_argument("--metrics", type=Path, default=paths.METRICS,
+                        help="metrics JSON (every figure)")
+    parser.add_argument("--headline", type=Path, default=paths.HEADLINE_DIR,
+                        help="directory for the headline metrics files")
     parser.add_argument("--plots", type=Path, default=paths.PLOTS_DIR, help="plots directory")
     return parser
 
@@ -223,7 +258,8 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     """Run the evaluate stage."""
     params = load_params(args.params).evaluate
-    metrics = evaluate(params, args.scores, args.thresholds, args.metrics, args.plots)
+    metrics = evaluate(params, args.scores, args.thresholds, args.metrics, args.plots,
+                       args.headline)
     test = metrics["test"]
     print(
         f"evaluate ({params.mode} thresholds): test micro-F1 {test['micro_f1']:.4f}, "

@@ -16,6 +16,7 @@ import numpy as np
 from . import paths
 from .errors import TmdbGenresError
 from .io import load_joblib, read_json
+from .numeric import settle
 from .vectorize import SingleText, Vectorizer
 
 MODEL_FORMAT = 2  # of models/vectorizer.joblib and models/model.joblib
@@ -25,11 +26,13 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> tu
     """Fit Platt's sigmoid ``P(y=1|s) = 1 / (1 + exp(a*s + b))`` by Newton's method.
 
     Uses Platt's smoothed targets, so a genre with no (or only) positives still gets a
-    finite, sensible calibration instead of an error.
+    finite, sensible calibration instead of an error. ``a`` and ``b`` are settled (see
+    :mod:`numeric`): the last bits of ``exp``, ``logaddexp`` and the sums differ between
+    CPUs, the settled optimum does not.
     """
-    s = np.asarray(scores, dtype=np.float64)
+    s = settle(np.asarray(scores, dtype=np.float64))
     y = np.asarray(labels) > 0
-    positives = float(y.sum())
+    positives = float(np.sum(y))
     negatives = float(len(y) - positives)
     t = np.where(y, (positives + 1) / (positives + 2), 1 / (negatives + 2))
     a, b = 0.0, float(np.log((negatives + 1) / (positives + 1)))
@@ -43,11 +46,11 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> tu
         z = a * s + b
         p = 1.0 / (1.0 + np.exp(z))
         g = t - p  # dL/dz
-        grad = np.array([np.dot(g, s), g.sum()])
+        grad = np.array([np.dot(g, s), np.sum(g)])
         if np.max(np.abs(grad)) < 1e-9:
             break
         w = p * (1 - p)
-        hess = np.array([[np.dot(w, s * s), np.dot(w, s)], [np.dot(w, s), w.sum()]])
+        hess = np.array([[np.dot(w, s * s), np.dot(w, s)], [np.dot(w, s), np.sum(w)]])
         hess += 1e-12 * np.eye(2)
         step = np.linalg.solve(hess, grad)
         size = 1.0
@@ -59,12 +62,19 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> tu
         else:
             break
         a, b, current = a - size * step[0], b - size * step[1], new
-    return float(a), float(b)
+    return settle(float(a)), settle(float(b))
+
+
+def margins(x: Any, coef_t: Any, intercept: np.ndarray) -> np.ndarray:
+    """Settled SVM margins ``x @ coef_t + intercept`` (rows x genres, float64), where
+    ``coef_t`` is the weights transposed (features x genres; pass a C-contiguous copy to
+    spare the sparse product a copy of it on every call)."""
+    return settle(np.asarray(x @ coef_t, dtype=np.float64) + intercept)
 
 
 def calibrated(margins: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Platt probabilities from SVM margins (genres along the last axis)."""
-    return 1.0 / (1.0 + np.exp(margins * a + b))
+    """Settled Platt probabilities from SVM margins (genres along the last axis)."""
+    return settle(1.0 / (1.0 + np.exp(margins * a + b)))
 
 
 def apply_thresholds(
@@ -147,8 +157,7 @@ class GenreModel:
         if not texts:
             return np.zeros((0, len(self.genres)))
         x = self.vectorizer.transform(texts)
-        margins = np.asarray(x @ self._coef_t) + self.intercept
-        return calibrated(margins, self.platt_a, self.platt_b)
+        return calibrated(margins(x, self._coef_t, self.intercept), self.platt_a, self.platt_b)
 
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
         """Genre names at or above their thresholds, highest probability first."""
@@ -179,7 +188,7 @@ class GenreModel:
                                     dtype=np.float32)
         else:
             margins = np.zeros(len(self.genres), dtype=np.float32)
-        return calibrated(margins.astype(np.float64) + self.intercept, self.platt_a,
+        return calibrated(settle(margins.astype(np.float64) + self.intercept), self.platt_a,
                           self.platt_b)
 
     def probabilities_one(self, text: str) -> np.ndarray:

@@ -29,7 +29,8 @@ THRESHOLDS = MODELS_DIR / "thresholds.json"
 METRICS_DIR = Path("metrics")
 FETCH_REPORT = METRICS_DIR / "fetch.json"
 PREPARE_REPORT = METRICS_DIR / "prepare.json"
-METRICS = METRICS_DIR / "metrics.json"
+METRICS = METRICS_DIR / "metrics.json"  # every evaluation figure
+HEADLINE_DIR = METRICS_DIR / "headline"  # what `dvc metrics show` prints: <split>_<average>.json
 REFRESH_METRICS = METRICS_DIR / "refresh.json"  # written by `tmdb-genres refresh`, not a stage
 PLOTS_DIR = METRICS_DIR / "plots"
 

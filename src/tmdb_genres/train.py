@@ -17,7 +17,8 @@ import numpy as np
 from . import paths
 from .featurize import load_split
 from .io import atomic_dir, dump_joblib
-from .model import MODEL_FORMAT, calibrated, fit_platt
+from .model import MODEL_FORMAT, calibrated, fit_platt, margins
+from .numeric import settle
 from .params import TrainParams, load_params
 
 
@@ -26,6 +27,7 @@ def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]
 
     A genre with no positive (or no negative) training example gets zero weights and an
     intercept of -1 (or +1): a constant margin the calibration then maps to its base rate.
+    Weights and intercept are settled (see :mod:`numeric`), which float32 holds exactly.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
@@ -41,7 +43,7 @@ def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         svm.fit(x, y)
-    return svm.coef_[0].astype(np.float32), float(svm.intercept_[0])
+    return settle(svm.coef_[0]).astype(np.float32), settle(float(svm.intercept_[0]))
 
 
 def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
@@ -57,11 +59,9 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
     progress = tqdm(range(len(genres)), desc="train", unit="genre", file=sys.stderr, disable=None)
     for j in progress:
         coef[j], intercept[j] = fit_genre(train_split["X"], train_split["Y"][:, j], params)
-    margins = {
-        name: np.asarray(split["X"] @ coef.T, dtype=np.float64) + intercept
-        for name, split in (("validation", validation), ("test", test))
-    }
-    platt = [fit_platt(margins["validation"][:, j], validation["Y"][:, j])
+    scores = {name: margins(split["X"], coef.T, intercept)
+              for name, split in (("validation", validation), ("test", test))}
+    platt = [fit_platt(scores["validation"][:, j], validation["Y"][:, j])
              for j in range(len(genres))]
     platt_a = np.array([a for a, _ in platt])
     platt_b = np.array([b for _, b in platt])
@@ -83,7 +83,7 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
                 {
                     "ids": split["ids"],
                     "Y": split["Y"],
-                    "P": calibrated(margins[name], platt_a, platt_b),
+                    "P": calibrated(scores[name], platt_a, platt_b),
                     "genres": genres,
                 },
             )

@@ -30,6 +30,8 @@ import numpy as np
 if TYPE_CHECKING:  # imported where used: loading a model and the single-text path need none
     import scipy.sparse as sp
 
+from .numeric import settle
+
 # scikit-learn's default token_pattern
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOP = -1  # the symbol of a stop word: dropped before n-grams are formed
@@ -279,23 +281,25 @@ class TfidfBlock:
         """Learn the idf weights from the training texts (scikit-learn's smoothed idf)."""
         counts = counter.counts(texts)
         document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-        idf = np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1
+        idf = settle(np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1)
         return cls(name, counter, idf, sublinear_tf)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """The texts' TF-IDF rows (float64, sorted columns, each of unit length unless empty).
 
         Columns are sorted before the norms are summed, so a row's values do not depend on
-        the order its n-grams were found in (the single-text path relies on it).
+        the order its n-grams were found in (the single-text path relies on it). What comes
+        out of ``log`` and the norms is settled (see :mod:`numeric`), so the weights are the
+        same on every CPU.
         """
         x = self.counter.counts(texts).astype(np.float64)
         x.sort_indices()
         if self.sublinear_tf:
-            x.data = np.log(x.data) + 1
+            x.data = settle(np.log(x.data) + 1)
         x.data *= self.idf[x.indices]
         rows, _ = _segments(np.diff(x.indptr))
         norms = np.sqrt(np.bincount(rows, weights=x.data**2, minlength=x.shape[0]))
-        x.data /= norms[rows]  # an empty row has no entries to divide
+        x.data = settle(x.data / norms[rows])  # an empty row has no entries to divide
         return x
 
 
@@ -430,12 +434,12 @@ class SingleText:
         unique, inverse, counts = np.unique(columns, return_inverse=True, return_counts=True)
         data = counts.astype(np.float32).astype(np.float64)  # the batch path's casts
         if tfidf.sublinear_tf:
-            data = np.log(data) + 1
+            data = settle(np.log(data) + 1)
         data *= tfidf.idf[unique]
         norm = np.sqrt(np.bincount(np.zeros(len(data), dtype=np.int64), weights=data**2,
                                    minlength=1))
         if len(data):
-            data /= norm[0]
+            data = settle(data / norm[0])
         return unique, data, inverse.reshape(-1), counts
 
     def row(self, text: str, sources: bool = False

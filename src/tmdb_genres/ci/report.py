@@ -463,9 +463,27 @@ def check_base(base: str, cwd: Path) -> None:
         )
 
 
-def dvc_diff_json(kind: str, base: str, cwd: Path) -> dict[str, Any]:
-    """Run ``dvc <kind> diff <base> --all --json`` and return its parsed output."""
+def metrics_targets(base: str, cwd: Path, directory: str = "metrics") -> list[str]:
+    """Every JSON file directly in ``metrics/`` at head or at ``base``: what the report compares.
+
+    Only the headline files (in ``metrics/headline/``) are declared DVC metrics, so that
+    ``dvc metrics show`` stays narrow; per-genre and bookkeeping figures live beside them
+    and reach ``dvc metrics diff`` as targets. Empty when there are none (then the declared
+    metrics are compared).
+    """
+    head = {path.relative_to(cwd).as_posix() for path in (cwd / directory).glob("*.json")}
+    listed = _run(["git", "ls-tree", "--name-only", base, f"{directory}/"], cwd).stdout
+    at_base = {name for name in listed.splitlines()
+               if name.endswith(".json") and name.count("/") == directory.count("/") + 1}
+    return sorted(head | at_base)
+
+
+def dvc_diff_json(kind: str, base: str, cwd: Path,
+                  targets: list[str] | None = None) -> dict[str, Any]:
+    """Run ``dvc <kind> diff <base> --all --json [--targets ...]``; return its parsed output."""
     cmd = [sys.executable, "-m", "dvc", kind, "diff", base, "--all", "--json"]
+    if targets:
+        cmd += ["--targets", *targets]
     proc = _run(cmd, cwd)
     last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     if proc.returncode:
@@ -525,7 +543,8 @@ def collect(args: argparse.Namespace, env: Mapping[str, str]) -> ReportData:
     """Run git and dvc and read the repro log: everything the report needs."""
     cwd = Path(args.repo)
     check_base(args.base, cwd)
-    metrics = parse_metrics_diff(dvc_diff_json("metrics", args.base, cwd))
+    metrics = parse_metrics_diff(dvc_diff_json("metrics", args.base, cwd,
+                                               metrics_targets(args.base, cwd)))
     params = parse_params_diff(dvc_diff_json("params", args.base, cwd))
     stages = None
     if args.repro_log is not None:
