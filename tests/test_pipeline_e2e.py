@@ -187,7 +187,8 @@ def test_exp_run_with_set_param(repo: Path):
     [experiment] = experiments(shown)
     params = experiment["data"]["params"]["params.yaml"]["data"]["evaluate"]
     assert params["threshold"] == 0.45 and params["mode"] == "fixed"
-    test_f1 = experiment["data"]["metrics"]["metrics/metrics.json"]["data"]["test"]["micro_f1"]
+    # the headline file is the declared metric that `dvc exp show` reports
+    test_f1 = experiment["data"]["metrics"]["metrics/headline/test_micro.json"]["data"]["f1"]
     assert test_f1 == metrics(repo)["test"]["micro_f1"]  # the run's metrics, applied
 
 
