@@ -71,17 +71,16 @@ def shared_movies() -> Path:
     return SHARED_MOVIES
 
 
-def run_toy_pipeline(root: Path, params_data: dict[str, Any], n: int = 400) -> Path:
-    """Run prepare -> featurize -> train -> evaluate on toy movies under ``root``."""
+def run_stages(root: Path, params: Any, movies: list[dict[str, Any]]) -> Path:
+    """Run prepare -> featurize -> train -> evaluate in process on ``movies`` under ``root``,
+    with ``params`` (parsed params.yaml), writing where `dvc repro` writes."""
     from tmdb_genres.evaluate import evaluate
     from tmdb_genres.featurize import featurize
     from tmdb_genres.io import write_jsonl
-    from tmdb_genres.params import parse_params
     from tmdb_genres.prepare import prepare
     from tmdb_genres.train import train
 
-    params = parse_params(params_data)
-    write_jsonl(root / "data/raw/movies.jsonl", toy_movies(n))
+    write_jsonl(root / "data/raw/movies.jsonl", movies)
     prepare(params.prepare, root / "data/raw/movies.jsonl", root / "data/prepared",
             root / "metrics/prepare.json")
     featurize(params.featurize, root / "data/prepared", root / "data/features",
@@ -91,6 +90,13 @@ def run_toy_pipeline(root: Path, params_data: dict[str, Any], n: int = 400) -> P
     evaluate(params.evaluate, root / "data/scores", root / "models/thresholds.json",
              root / "metrics/metrics.json", root / "metrics/plots", root / "metrics/headline")
     return root
+
+
+def run_toy_pipeline(root: Path, params_data: dict[str, Any], n: int = 400) -> Path:
+    """Run prepare -> featurize -> train -> evaluate on toy movies under ``root``."""
+    from tmdb_genres.params import parse_params
+
+    return run_stages(root, parse_params(params_data), toy_movies(n))
 
 
 @pytest.fixture(scope="session")

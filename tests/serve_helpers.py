@@ -25,28 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def train_sample_project(root: Path, movies: Path, every: int = 3) -> Path:
     """Run prepare -> evaluate on every ``every``-th real movie under ``root`` (with the
     committed params.yaml copied in, so the project reads like a real one)."""
-    from tmdb_genres.evaluate import evaluate
-    from tmdb_genres.featurize import featurize
-    from tmdb_genres.io import write_jsonl
     from tmdb_genres.params import parse_params
-    from tmdb_genres.prepare import prepare
-    from tmdb_genres.train import train
+
+    from .conftest import run_stages
 
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     with open(root / "params.yaml", encoding="utf-8") as handle:
         params = parse_params(yaml.safe_load(handle))
     with gzip.open(movies, "rt", encoding="utf-8") as handle:
         sample = [json.loads(line) for i, line in enumerate(handle) if i % every == 0]
-    write_jsonl(root / "data/raw/movies.jsonl", sample)
-    prepare(params.prepare, root / "data/raw/movies.jsonl", root / "data/prepared",
-            root / "metrics/prepare.json")
-    featurize(params.featurize, root / "data/prepared", root / "data/features",
-              root / "models/vectorizer.joblib")
-    train(params.train, root / "data/features", root / "models/model.joblib",
-          root / "data/scores")
-    evaluate(params.evaluate, root / "data/scores", root / "models/thresholds.json",
-             root / "metrics/metrics.json", root / "metrics/plots")
-    return root
+    return run_stages(root, params, sample)
 
 
 @contextmanager
