@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,12 @@ def read_splits(prepared: Path, params: EmbedParams) -> dict[str, list[dict[str,
     return splits
 
 
-def embed(params: EmbedParams, prepared: Path, out_dir: Path, cache: Path) -> dict[str, Any]:
-    """Run the stage: write ``<split>.joblib`` (ids, X, Y, genres) per split; return counts."""
+def embed(params: EmbedParams, prepared: Path, out_dir: Path, cache: Path,
+          encoder: Callable[[Sequence[str]], np.ndarray] | None = None) -> dict[str, Any]:
+    """Run the stage: write ``<split>.joblib`` (ids, X, Y, genres) per split; return counts.
+
+    ``encoder`` replaces the engine's own (tests give a small deterministic one).
+    """
     from tqdm import tqdm
 
     splits = read_splits(prepared, params)
@@ -60,7 +65,7 @@ def embed(params: EmbedParams, prepared: Path, out_dir: Path, cache: Path) -> di
             atomic_dir(out_dir) as tmp:
         for split, rows in splits.items():
             vectors, fresh = embed_texts([r["text"] for r in rows], params.engine, cache,
-                                         params.batch_size, progress=bar)
+                                         params.batch_size, encoder=encoder, progress=bar)
             bar.update(len(rows) - fresh)
             new += fresh
             dump_joblib(paths.split_file(tmp, split, ".joblib"), {
