@@ -18,8 +18,9 @@ from ..errors import TmdbGenresError
 from ..io import read_json, write_json
 from ..model import calibrated, fit_platt
 from ..params import HeadParams, load_accurate_params
+from . import embeddings
 from .embed import load_embeddings
-from .embeddings import DECIMALS, engine_spec, package_version
+from .embeddings import DECIMALS, engine_spec
 
 HEAD_FORMAT = 1
 WEIGHT_DECIMALS = 6
@@ -70,7 +71,7 @@ def fit_head(params: HeadParams, train: dict[str, Any], validation: dict[str, An
         "platt_a": [round(a, WEIGHT_DECIMALS) for a, _ in platt],
         "platt_b": [round(b, WEIGHT_DECIMALS) for _, b in platt],
         "embedding": {"engine": spec.name, "package": spec.package,
-                      "version": package_version(spec.package), "model": spec.model,
+                      "version": embeddings.package_version(spec.package), "model": spec.model,
                       "prefix": spec.prefix, "dim": spec.dim, "decimals": DECIMALS},
         "train_rows": len(train["ids"]),
     })

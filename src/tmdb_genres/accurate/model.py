@@ -20,7 +20,8 @@ from .. import paths
 from ..errors import TmdbGenresError
 from ..io import read_json
 from ..model import GenreModel, apply_thresholds
-from .embeddings import EXTRA_REMEDY, load_encoder, package_version, round_vectors
+from . import embeddings
+from .embeddings import EXTRA_REMEDY, load_encoder, round_vectors
 from .head import head_probabilities, load_head
 
 ACCURATE_DIR = Path("accurate/models")
@@ -57,7 +58,7 @@ class AccurateModel:
         mix = read_json(accurate / "ensemble.json")
         chosen = read_json(accurate / "thresholds.json")
         needed = head["embedding"]
-        found = package_version(needed["package"])
+        found = embeddings.package_version(needed["package"])
         if found != needed["version"]:
             raise TmdbGenresError(
                 f"the head needs {needed['package']}=={needed['version']}, found {found}",
