@@ -50,7 +50,7 @@ bench: setup  ## print the benchmark figures (several minutes)
 
 constraints:  ## re-pin constraints.txt from a fresh environment
 	rm -rf /tmp/tmdb-genres-pin && $(PYTHON) -m venv /tmp/tmdb-genres-pin
-	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev]'
+	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,embeddings]'
 	{ sed -n '1,3p' constraints.txt; /tmp/tmdb-genres-pin/bin/pip freeze --exclude-editable; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 

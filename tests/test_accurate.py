@@ -200,3 +200,17 @@ def test_missing_embeddings_extra_is_one_clear_error(monkeypatch: pytest.MonkeyP
 
 def _not_installed(name: str) -> str:
     raise emb.metadata.PackageNotFoundError(name)
+
+
+def test_predict_gives_the_pipelines_ensemble_scores(toy_project: Path, params):
+    """What `predict --model accurate` computes is what the ensemble stage evaluated."""
+    from tmdb_genres.io import load_joblib, read_jsonl
+
+    encoder = WordEncoder()
+    run_accurate(toy_project, params, encoder)
+    model = AccurateModel.load(toy_project / "models", toy_project / "accurate/models",
+                               encoder=encoder)
+    rows = read_jsonl(toy_project / "data/prepared/validation.jsonl")
+    saved = load_joblib(toy_project / "accurate/data/scores/validation.joblib")
+    assert [r["id"] for r in rows] == saved["ids"].tolist()
+    assert np.array_equal(model.probabilities([r["text"] for r in rows]), saved["P"])
