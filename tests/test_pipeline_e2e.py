@@ -29,9 +29,10 @@ pytestmark = pytest.mark.e2e
 
 SAMPLE_SIZE = 2000
 EXPECTED_HASHES = Path(__file__).with_name("e2e_output_hashes.json")
-# metrics/refresh.json: declared in dvc.yaml (written by `tmdb-genres refresh`), so it must exist
+# metrics/refresh.json (written by `tmdb-genres refresh`) and accurate/metrics (by the accurate
+# model's pipeline) are declared in dvc.yaml, so they must exist
 PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore",
-                 "metrics/refresh.json"]
+                 "metrics/refresh.json", "accurate/metrics"]
 
 
 def sh(args: list[str], cwd: Path) -> str:

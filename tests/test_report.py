@@ -436,3 +436,17 @@ def test_command_compares_undeclared_metrics_files_beside_the_headline(
     assert "| **test.micro_f1** | 0.6316 | 0.6402 | +0.0086 🟢 |" in body
     assert "| Action | 0.6630 | 0.7010 | +0.0380 🟢 | 259 |" in body
     assert "`metrics/gone.json` | rows |" in body and "`metrics/new.json` | rows |" in body
+def test_report_shows_the_accurate_models_side_by_side() -> None:
+    compare = {"accurate/metrics/compare.json": {
+        f"{model}.test.{name}": {"old": old, "new": new}
+        for model, name, old, new in [("svm", "micro_f1", 0.64, 0.64),
+                                      ("ensemble", "micro_f1", 0.65, 0.66),
+                                      ("ensemble", "macro_f1", 0.57, 0.58)]}}
+    diff = {**dvc_metrics_diff(BASE, HEAD), **compare}
+    body = rp.render_report(report_data(metrics=rp.parse_metrics_diff(diff)))
+    section = body[body.index("### Accurate model (test)"):]
+    assert "| ensemble.micro_f1 | 0.6500 | 0.6600 | +0.0100 🟢 |" in section
+    assert "| svm.micro_f1 | 0.6400 | 0.6400 |" in section
+    # the accurate model's metrics are not mixed into the fast model's headline table
+    assert "ensemble" not in body[:body.index("### Accurate model (test)")]
+    assert "### Accurate model" not in rp.render_report(report_data())

@@ -392,8 +392,8 @@ def parse_params(data: Any) -> Params:
     return Params(**sections)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``; raise :class:`ParamsError` with a one-line message."""
+def _read_yaml(path: str | Path) -> Any:
+    """The parsed YAML of a params file; one-line errors for a missing or invalid file."""
     import yaml
 
     try:
@@ -407,4 +407,76 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{where}", "fix the syntax") from None
-    return parse_params(data)
+    return data
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raise :class:`ParamsError` with a one-line message."""
+    return parse_params(_read_yaml(path))
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    """The accurate model's embedding stage (``accurate/params.yaml``)."""
+
+    engine: str
+    batch_size: int
+    train_limit: int | None
+
+
+@dataclass(frozen=True)
+class HeadParams:
+    """The per-genre logistic-regression head on the embeddings."""
+
+    C: float
+    class_weight: str | None
+    max_iter: int
+
+
+@dataclass(frozen=True)
+class EnsembleParams:
+    """How the SVM's and the head's calibrated probabilities are averaged."""
+
+    weights: str
+    step: float
+
+
+@dataclass(frozen=True)
+class AccurateParams:
+    """All of ``accurate/params.yaml``, validated."""
+
+    embed: EmbedParams
+    head: HeadParams
+    ensemble: EnsembleParams
+
+
+def parse_accurate_params(data: Any) -> AccurateParams:
+    """Validate an already-parsed ``accurate/params.yaml`` mapping."""
+    from .accurate.embeddings import ENGINES
+
+    root = _Section(data, "")
+    embed, head, ensemble = (_Section(root.get(k), k) for k in ("embed", "head", "ensemble"))
+    params = AccurateParams(
+        embed=EmbedParams(
+            engine=embed.string("engine", tuple(sorted(ENGINES))),
+            batch_size=embed.integer("batch_size", 1, 4096),
+            train_limit=embed.optional_integer("train_limit", 1),
+        ),
+        head=HeadParams(
+            C=head.number("C", 0.0, 1e6, open_low=True),
+            class_weight=head.optional_string("class_weight", ("balanced",)),
+            max_iter=head.integer("max_iter", 1),
+        ),
+        ensemble=EnsembleParams(
+            weights=ensemble.string("weights", ("global", "per_genre")),
+            step=ensemble.number("step", 0.0, 1.0, open_low=True),
+        ),
+    )
+    for section in (embed, head, ensemble, root):
+        section.check_no_extra_keys()
+    return params
+
+
+def load_accurate_params(path: str | Path = "params.yaml") -> AccurateParams:
+    """Read and validate the accurate model's params file (``accurate/params.yaml``)."""
+    return parse_accurate_params(_read_yaml(path))

