@@ -49,7 +49,7 @@ def _known_version(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def params():
-    return load_accurate_params(ROOT / "accurate" / "params.yaml")
+    return load_accurate_params(ROOT / "accurate" / "params.yaml", emb.ENGINES)
 
 
 def test_committed_accurate_params_load(params):
@@ -61,11 +61,11 @@ def test_bad_accurate_param_is_one_line():
     data = yaml.safe_load((ROOT / "accurate" / "params.yaml").read_text(encoding="utf-8"))
     data["embed"]["engine"] = "bert-huge"
     with pytest.raises(ParamsError, match=r"embed\.engine must be one of"):
-        parse_accurate_params(data)
+        parse_accurate_params(data, emb.ENGINES)
     data["embed"]["engine"] = "e5-small-q4"
     data["head"]["extra"] = 1
     with pytest.raises(ParamsError, match=r"unknown key head\.extra"):
-        parse_accurate_params(data)
+        parse_accurate_params(data, emb.ENGINES)
 
 
 def test_rounding_is_fixed_precision_without_negative_zero():

@@ -91,13 +91,14 @@ def test_related_overviews_are_closer(encoder):
 
 def test_predict_accurate_end_to_end(tmp_path: Path, params_data):
     """The real engine through the stages and ``predict --model accurate`` on a toy project."""
+    from tmdb_genres.accurate.embeddings import ENGINES
     from tmdb_genres.params import load_accurate_params, load_params
 
     from .conftest import run_toy_pipeline
     from .test_accurate import run_accurate
 
     project = run_toy_pipeline(tmp_path, params_data, n=60)
-    run_accurate(project, load_accurate_params(ROOT / "accurate/params.yaml"),
+    run_accurate(project, load_accurate_params(ROOT / "accurate/params.yaml", ENGINES),
                  emb.load_encoder("e5-small-q4"))
     assert load_params(ROOT / "params.yaml")  # the main params drove the thresholds
     out = subprocess.run(

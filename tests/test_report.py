@@ -426,9 +426,11 @@ def test_command_compares_undeclared_metrics_files_beside_the_headline(
     (repo / "metrics/gone.json").unlink()
     (repo / "metrics/new.json").write_text(json.dumps({"rows": 2}))
     (repo / "metrics/headline/test_micro.json").write_text(json.dumps({"f1": 0.6402}))
+    (repo / "accurate/metrics").mkdir(parents=True)
+    (repo / rp.COMPARE_FILE).write_text(json.dumps({"ensemble": {"test": {"micro_f1": 0.65}}}))
 
     assert rp.metrics_targets("main", repo) == [
-        "metrics/gone.json", "metrics/metrics.json", "metrics/new.json"]
+        rp.COMPARE_FILE, "metrics/gone.json", "metrics/metrics.json", "metrics/new.json"]
     out = tmp_path / "report.md"
     assert cli.main(["report", "--base", "main", "--repo", str(repo), "--comment", "never",
                      "--output", str(out)]) == 0
@@ -436,6 +438,9 @@ def test_command_compares_undeclared_metrics_files_beside_the_headline(
     assert "| **test.micro_f1** | 0.6316 | 0.6402 | +0.0086 🟢 |" in body
     assert "| Action | 0.6630 | 0.7010 | +0.0380 🟢 | 259 |" in body
     assert "`metrics/gone.json` | rows |" in body and "`metrics/new.json` | rows |" in body
+    assert "### Accurate model (test)" in body  # the side-by-side file is compared too
+
+
 def test_report_shows_the_accurate_models_side_by_side() -> None:
     compare = {"accurate/metrics/compare.json": {
         f"{model}.test.{name}": {"old": old, "new": new}

@@ -8,6 +8,7 @@ with one line naming the key, what was expected and what was found.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -450,15 +451,15 @@ class AccurateParams:
     ensemble: EnsembleParams
 
 
-def parse_accurate_params(data: Any) -> AccurateParams:
-    """Validate an already-parsed ``accurate/params.yaml`` mapping."""
-    from .accurate.embeddings import ENGINES
-
+def parse_accurate_params(data: Any, engines: Collection[str]) -> AccurateParams:
+    """Validate an already-parsed ``accurate/params.yaml`` mapping; ``engines`` are the
+    embedding engines' names (``accurate.embeddings.ENGINES``, passed in so that the stages
+    of the main pipeline, which import this module, never depend on the accurate model)."""
     root = _Section(data, "")
     embed, head, ensemble = (_Section(root.get(k), k) for k in ("embed", "head", "ensemble"))
     params = AccurateParams(
         embed=EmbedParams(
-            engine=embed.string("engine", tuple(sorted(ENGINES))),
+            engine=embed.string("engine", tuple(sorted(engines))),
             batch_size=embed.integer("batch_size", 1, 4096),
             train_limit=embed.optional_integer("train_limit", 1),
         ),
@@ -477,6 +478,6 @@ def parse_accurate_params(data: Any) -> AccurateParams:
     return params
 
 
-def load_accurate_params(path: str | Path = "params.yaml") -> AccurateParams:
+def load_accurate_params(path: str | Path, engines: Collection[str]) -> AccurateParams:
     """Read and validate the accurate model's params file (``accurate/params.yaml``)."""
-    return parse_accurate_params(_read_yaml(path))
+    return parse_accurate_params(_read_yaml(path), engines)

@@ -25,7 +25,7 @@ from ..featurize import label_matrix
 from ..genres import genre_names
 from ..io import atomic_dir, dump_joblib, load_joblib, read_jsonl
 from ..params import EmbedParams, load_accurate_params
-from .embeddings import CACHE_DIR, embed_texts
+from .embeddings import CACHE_DIR, ENGINES, embed_texts
 
 
 def training_subset(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
@@ -101,7 +101,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> None:
     """Run the embed stage."""
-    params = load_accurate_params(args.params).embed
+    params = load_accurate_params(args.params, ENGINES).embed
     counts = embed(params, args.prepared, args.out, args.cache)
     print(f"embed ({params.engine}): {counts['texts']} texts, {counts['embedded']} embedded, "
           f"{counts['cached']} from the cache -> {args.out}")

@@ -24,6 +24,7 @@ from ..io import atomic_dir, dump_joblib, write_json
 from ..model import apply_thresholds
 from ..params import EnsembleParams, EvaluateParams, load_accurate_params, load_params
 from .embed import load_embeddings
+from .embeddings import ENGINES
 from .head import head_probabilities, load_head
 
 SCORE_DECIMALS = 6
@@ -145,7 +146,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> None:
     """Run the ensemble stage."""
-    params = load_accurate_params(args.params).ensemble
+    params = load_accurate_params(args.params, ENGINES).ensemble
     evaluate = load_params(args.main_params).evaluate
     compare = ensemble(params, evaluate, args.svm_scores, args.embeddings, args.head,
                        args.scores, args.model, args.compare)

@@ -20,7 +20,7 @@ from ..model import calibrated, fit_platt
 from ..params import HeadParams, load_accurate_params
 from . import embeddings
 from .embed import load_embeddings
-from .embeddings import DECIMALS, engine_spec
+from .embeddings import DECIMALS, ENGINES, engine_spec
 
 HEAD_FORMAT = 1
 WEIGHT_DECIMALS = 6
@@ -103,7 +103,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> None:
     """Run the head stage."""
-    params = load_accurate_params(args.params)
+    params = load_accurate_params(args.params, ENGINES)
     train = load_embeddings(args.embeddings, "train")
     validation = load_embeddings(args.embeddings, "validation")
     head = fit_head(params.head, train, validation, params.embed.engine)

@@ -488,19 +488,24 @@ def check_base(base: str, cwd: Path) -> None:
         )
 
 
-def metrics_targets(base: str, cwd: Path, directory: str = "metrics") -> list[str]:
-    """Every JSON file directly in ``metrics/`` at head or at ``base``: what the report compares.
+def metrics_targets(base: str, cwd: Path, directory: str = "metrics",
+                    extra: tuple[str, ...] = (COMPARE_FILE,)) -> list[str]:
+    """Every JSON file directly in ``metrics/`` at head or at ``base``, and each ``extra`` file
+    (the accurate model's side-by-side figures) found at either: what the report compares.
 
-    Only the headline files (in ``metrics/headline/``) are declared DVC metrics, so that
-    ``dvc metrics show`` stays narrow; per-genre and bookkeeping figures live beside them
-    and reach ``dvc metrics diff`` as targets. Empty when there are none (then the declared
-    metrics are compared).
+    Only the headline files (``metrics/headline/``, ``accurate/metrics/headline/``) are
+    declared DVC metrics, so that ``dvc metrics show`` stays narrow; per-genre, side-by-side
+    and bookkeeping figures live beside them and reach ``dvc metrics diff`` as targets. Empty
+    when there are none (then the declared metrics are compared).
     """
     head = {path.relative_to(cwd).as_posix() for path in (cwd / directory).glob("*.json")}
-    listed = _run(["git", "ls-tree", "--name-only", base, f"{directory}/"], cwd).stdout
-    at_base = {name for name in listed.splitlines()
-               if name.endswith(".json") and name.count("/") == directory.count("/") + 1}
-    return sorted(head | at_base)
+    listed = _run(["git", "ls-tree", "--name-only", base, f"{directory}/", *extra],
+                  cwd).stdout.splitlines()
+    at_base = {name for name in listed
+               if name.endswith(".json") and name.count("/") == directory.count("/") + 1
+               and name.startswith(f"{directory}/")}
+    found = {name for name in extra if (cwd / name).is_file() or name in listed}
+    return sorted(head | at_base | found)
 
 
 def dvc_diff_json(kind: str, base: str, cwd: Path,
