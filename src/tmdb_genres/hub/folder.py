@@ -46,11 +46,20 @@ _SUMMARY_KEYS = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "mac
 # ----------------------------------------------------------------------------- model_info
 
 
-def _read_metrics(root: Path) -> dict[str, Any]:
+ACCURATE = Path("accurate")  # the accurate model's DVC project, under the project root
+
+
+def _read_metrics(root: Path, kind: str = "fast") -> dict[str, Any]:
     """The evaluate stage's metrics per split: summary figures and per-genre scores.
 
     The one place that knows where the metrics live, so a change of metric files is one edit.
     """
+    if kind == "accurate":
+        path = root / ACCURATE / paths.METRICS
+        if not path.is_file():
+            raise TmdbGenresError(f"metrics file {str(path)!r} not found",
+                                  "run `make accurate` (or `dvc repro` in accurate/) first")
+        return read_json(path)
     path = root / paths.METRICS
     if not path.is_file():
         raise TmdbGenresError(f"metrics file {str(path)!r} not found",
@@ -108,12 +117,14 @@ def _snapshot(root: Path, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def model_info(root: Path = Path(".")) -> dict[str, Any]:
+def model_info(root: Path = Path("."), kind: str = "fast") -> dict[str, Any]:
     """What the card, the service's /health and /genres need about the model at ``root``.
 
     Read from the project's DVC outputs: ``metrics/*.json``, ``params.yaml``,
     ``models/thresholds.json``, the raw snapshot's release dates, and git. Holds no time or
-    other process-specific value, so the same outputs always give the same info.
+    other process-specific value, so the same outputs always give the same info. For the
+    ``accurate`` model the metrics and thresholds are the ensemble's (``accurate/metrics``,
+    ``accurate/models``), with the side-by-side figures and the embedding package it needs.
     """
     import yaml
 
@@ -126,14 +137,15 @@ def model_info(root: Path = Path(".")) -> dict[str, Any]:
                               "run this from the project root (where params.yaml is)")
     with open(params_path, encoding="utf-8") as handle:
         params = yaml.safe_load(handle) or {}
-    metrics = _read_metrics(root)
-    thresholds_path = root / paths.THRESHOLDS
+    metrics = _read_metrics(root, kind)
+    thresholds_path = (root / ACCURATE / paths.THRESHOLDS if kind == "accurate"
+                       else root / paths.THRESHOLDS)
     chosen = read_json(thresholds_path)["thresholds"] if thresholds_path.is_file() else {}
     per_genre = {
         genre: {**scores, "threshold": chosen.get(genre)}
         for genre, scores in sorted(metrics["test"].get("per_genre", {}).items())
     }
-    return {
+    info: dict[str, Any] = {
         "model_format": MODEL_FORMAT,
         "folder_format": FOLDER_FORMAT,
         "tmdb_genres_version": __version__,
@@ -146,6 +158,36 @@ def model_info(root: Path = Path(".")) -> dict[str, Any]:
         "params": params,
         "git_commit": _git_commit(root),
         "training_command": "dvc repro",
+    }
+    if kind == "accurate":
+        info.update(_accurate_info(root))
+    return info
+
+
+def _accurate_info(root: Path) -> dict[str, Any]:
+    """The accurate model's part of the info: kind, embedding package, params, side by side."""
+    import yaml
+
+    head_path = root / ACCURATE / "models" / "head.json"
+    if not head_path.is_file():
+        raise TmdbGenresError(f"head {str(head_path)!r} not found",
+                              "run `make accurate` (or `dvc repro` in accurate/) first")
+    embedding = read_json(head_path)["embedding"]
+    compare_path = root / ACCURATE / paths.METRICS_DIR / "compare.json"
+    compare = read_json(compare_path) if compare_path.is_file() else {}
+    params_path = root / ACCURATE / paths.PARAMS
+    accurate_params = {}
+    if params_path.is_file():
+        with open(params_path, encoding="utf-8") as handle:
+            accurate_params = yaml.safe_load(handle) or {}
+    return {
+        "model_kind": "accurate",
+        "embedding": embedding,
+        "accurate_params": accurate_params,
+        "compare": {name: {split: {k: v for k, v in figures.items() if k != "per_genre_f1"}
+                           for split, figures in splits.items()}
+                    for name, splits in sorted(compare.items())},
+        "training_command": "make accurate",
     }
 
 

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 TOP_WORDS = 5  # contributing words per genre
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+WORDS_FROM = "svm"  # the contributing words are the SVM's, for either model
+DESCRIPTIONS = {
+    "fast": "TF-IDF + one-vs-rest linear SVM, Platt-calibrated; the page is at `/`.",
+    "accurate": "The accurate model: the calibrated TF-IDF SVM ensembled with a per-genre head "
+    "on sentence embeddings (weights per genre); the contributing words are the SVM part's. "
+    "The page is at `/`.",
+}
 EXAMPLE = '{"title": "The Hollow House", "overview": "A family moves into a haunted house."}'
 
 
@@ -49,6 +56,11 @@ class BadRequest(Exception):
 def _rounded(values: np.ndarray) -> list[float]:
     """Four decimals, rounded as ``tmdb-genres predict`` rounds them."""
     return np.round(values, 4).tolist()
+
+
+def model_kind(model: Any) -> str:
+    """``fast`` (a GenreModel) or ``accurate`` (an AccurateModel)."""
+    return str(getattr(model, "kind", "fast"))
 
 
 def movie_text(model: GenreModel, movie: Movie, where: str = "") -> str:
@@ -75,6 +87,8 @@ def answer(model: GenreModel, movie: Movie, probabilities: np.ndarray,
     result: dict[str, Any] = {
         "id": movie.id,
         "title": movie.title,
+        "model": model_kind(model),
+        "words_from": WORDS_FROM,
         "genres": [{"genre": genre, "probability": shown[column[genre]],
                     "threshold": thresholds[column[genre]], "words": word_list(genre)}
                    for genre in ranked],
@@ -175,8 +189,13 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
     files = _static_files()
     per_genre = info.get("per_genre") or {}
     test = (info.get("metrics") or {}).get("test") or {}
+    kind = model_kind(model)
+    embedding = info.get("embedding") or {}
     health = {
         "status": "ok",
+        "model": kind,
+        "embedding": (f"{embedding['package']}=={embedding['version']}" if embedding
+                      else None),
         "model_format": info.get("model_format"),
         "snapshot": (info.get("snapshot") or {}).get("label"),
         "test_micro_f1": test.get("micro_f1"),
@@ -192,12 +211,13 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
                    for genre, threshold in zip(model.genres, _rounded(model.thresholds),
                                                strict=True)],
         "at_least_one": model.at_least_one,
+        "model": kind,
     }
 
     app = FastAPI(
         title="tmdb-genres",
         summary="Genres of a movie from its title and overview.",
-        description="TF-IDF + one-vs-rest linear SVM, Platt-calibrated; the page is at `/`.",
+        description=DESCRIPTIONS.get(kind, DESCRIPTIONS["fast"]),
         version=str(info.get("model_format", "")),
     )
 

