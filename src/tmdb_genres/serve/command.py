@@ -55,15 +55,14 @@ def load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     kind = getattr(args, "model", None)
     if args.model_dir is not None:
-        from ..hub.folder import load_model_folder
+        from ..hub.folder import folder_kind, load_model_folder
 
-        model, info = load_model_folder(args.model_dir)
-        found = getattr(model, "kind", "fast")
-        if kind is not None and kind != found:
+        found = folder_kind(args.model_dir)
+        if kind is not None and kind != found and (args.model_dir / "config.json").is_file():
             raise TmdbGenresError(f"--model {kind}, but {str(args.model_dir)!r} holds the "
                                   f"{found} model",
                                   "leave out --model with --model-dir (the folder decides)")
-        return model, info
+        return load_model_folder(args.model_dir)
     kind = kind or "fast"
     root = args.models.parent
     accurate = getattr(args, "accurate_models", None) or root / "accurate" / "models"
