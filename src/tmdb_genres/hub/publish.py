@@ -138,7 +138,7 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
             f"model to {output} (test micro-F1 {new:.4f})")
         if space_id:
             target = space_output or output.with_name(output.name + "-space")
-            files = write_space_folder(target, repo_id, space_id, root, wheel=wheel)
+            files = write_space_folder(target, repo_id, space_id, root, wheel=wheel, kind=kind)
             say(f"publish: wrote the Space folder for {space_id} to {target} "
                 f"({len(files)} files)")
         return True
@@ -169,7 +169,7 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
         say(f"publish: uploaded {repo_id} as {user.get('name', 'this token')}: {url}")
         if space_id:
             space = write_space_folder(Path(tmp) / "space", repo_id, space_id, root,
-                                       wheel=wheel)[0].parent
+                                       wheel=wheel, kind=kind)[0].parent
             url = _upload(api, space, space_id, "space", message)
             say(f"publish: uploaded the Space {space_id}: {url}")
     return True
