@@ -58,13 +58,13 @@ def timed(function, items) -> list[float]:
     return times
 
 
-def in_process(models: Path, movies: list[dict[str, str]], warm: int, repeats: int) -> None:
+def in_process(models: Path, movies: list[dict[str, str]], warm: int, repeats: int,
+               kind: str = "fast") -> None:
     """Model load time and single-text prediction figures."""
-    from tmdb_genres.model import GenreModel
+    from tmdb_genres.accurate.model import load_model
 
-    def load() -> GenreModel:
-        return GenreModel.load(models / "vectorizer.joblib", models / "model.joblib",
-                               models / "thresholds.json")
+    def load():  # a GenreModel or an AccurateModel
+        return load_model(kind, models, models.parent / "accurate" / "models")
 
     loads = []
     for _ in range(repeats):
@@ -76,7 +76,7 @@ def in_process(models: Path, movies: list[dict[str, str]], warm: int, repeats: i
           f"{statistics.median(loads):.2f} s of {repeats}")
     texts = [model.text(m["title"], m["overview"]).strip(" .") for m in movies]
     for text in texts[:warm]:
-        model.explain(text)
+        model.predict_one(text)
     timed_texts = texts[warm:]
     print(f"in process, one movie at a time ({len(timed_texts)} unseen movies), p50 / p99:")
     print(f"  probabilities_one (single-text path)   {percentiles(timed(model.probabilities_one, timed_texts))}")  # noqa: E501
@@ -90,7 +90,8 @@ def in_process(models: Path, movies: list[dict[str, str]], warm: int, repeats: i
     print(f"  probabilities([text]) (batch path)     {percentiles(batch)}")
 
 
-def start_server(models: Path, workers: int) -> tuple[subprocess.Popen, int, float, float]:
+def start_server(models: Path, workers: int, kind: str = "fast"
+                 ) -> tuple[subprocess.Popen, int, float, float]:
     """The real command on a free port: (process, port, seconds until it first answered,
     CPU seconds it had used by then)."""
     import psutil
@@ -98,7 +99,7 @@ def start_server(models: Path, workers: int) -> tuple[subprocess.Popen, int, flo
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "tmdb_genres", "serve", "--port", "0", "--models", str(models),
-         "--workers", str(workers)], stderr=subprocess.PIPE, text=True)
+         "--workers", str(workers), "--model", kind], stderr=subprocess.PIPE, text=True)
     line = process.stderr.readline()
     found = re.search(r"http://[\d.]+:(\d+)/", line)
     if not found:
@@ -137,18 +138,18 @@ def post(connection: http.client.HTTPConnection, body: bytes, path: str = "/pred
 
 
 def service(models: Path, movies: list[dict[str, str]], warm: int, workers: int,
-            clients: int, batch: int, batches: int, repeats: int) -> None:
+            clients: int, batch: int, batches: int, repeats: int, kind: str = "fast") -> None:
     """Start-up time, single-request latency and batch throughput of the real service."""
     starts, cpus = [], []
     for _ in range(repeats):
-        process, _, seconds, cpu = start_server(models, workers)
+        process, _, seconds, cpu = start_server(models, workers, kind)
         starts.append(seconds)
         cpus.append(cpu)
         stop(process)
     print(f"service start-up (process start to first answer): median "
           f"{statistics.median(starts):.2f} s of {repeats} (min {min(starts):.2f} s); "
           f"CPU time used by then: median {statistics.median(cpus):.2f} s")
-    process, port, _, _ = start_server(models, workers)
+    process, port, _, _ = start_server(models, workers, kind)
     import psutil
 
     print(f"service memory after start-up (RSS): "
@@ -193,6 +194,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=Path, default=Path("models"),
                         help="directory of the trained model (default models/)")
+    parser.add_argument("--model", choices=("fast", "accurate"), default="fast",
+                        help="the model to measure (accurate: needs the embeddings extra and "
+                        "`make accurate`'s outputs)")
     parser.add_argument("--movies", type=int, default=1000,
                         help="timed single movies, in process and over HTTP (default 1000)")
     parser.add_argument("--warm", type=int, default=200,
@@ -214,10 +218,10 @@ def main() -> None:
     movies = real_movies(args.warm + args.movies)
     if len(movies) < args.warm + 1:
         raise SystemExit("bench_serve: not enough movies in the shared data")
-    in_process(args.models, movies, args.warm, args.repeats)
+    in_process(args.models, movies, args.warm, args.repeats, args.model)
     if not args.skip_service:
         service(args.models, movies, args.warm, args.workers, args.clients, args.batch,
-                args.batches, args.repeats)
+                args.batches, args.repeats, args.model)
 
 
 if __name__ == "__main__":

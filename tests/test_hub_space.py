@@ -66,6 +66,15 @@ def test_the_space_folder_carries_what_it_installs(tmp_path: Path, wheel: Path) 
     assert space.start_command(tmp_path / "space") == ["sh", "start.sh"]
 
 
+def test_the_accurate_models_space_installs_the_embeddings_extra(tmp_path: Path,
+                                                                  wheel: Path) -> None:
+    space.write_space_folder(tmp_path / "space", REPO, SPACE, ROOT, wheel=wheel,
+                             kind="accurate")
+    dockerfile = (tmp_path / "space/Dockerfile").read_text()
+    assert (f'pip install --no-cache-dir -c constraints.txt "./{space.WHEEL}[serve,embeddings]"'
+            in dockerfile)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

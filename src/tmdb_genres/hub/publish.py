@@ -3,9 +3,11 @@
 Writes the model folder (safetensors + JSON + model card) from the DVC outputs, reads the card
 already on the Hub (if the repo exists) and uploads only if this model's test micro-F1 is
 higher, unless ``--force``. ``--dry-run --output DIR`` writes exactly the folder it would
-upload and uploads nothing. ``--space SPACE_ID`` also writes (and uploads) a Docker Space
-that serves the model with its web page. ``HF_TOKEN`` is read from the environment and never
-printed; ``HF_ENDPOINT`` points at another Hub.
+upload and uploads nothing. ``--model accurate`` publishes the accurate model (the SVM
+ensembled with sentence embeddings, from ``make accurate``'s outputs): its folder and card,
+gated on its own test micro-F1 against the card on the Hub. ``--space SPACE_ID`` also writes
+(and uploads) a Docker Space that serves the model with its web page. ``HF_TOKEN`` is read
+from the environment and never printed; ``HF_ENDPOINT`` points at another Hub.
 """
 
 from __future__ import annotations
@@ -30,16 +32,24 @@ class Decision:
     message: str
 
 
-def decide(new: float, current: float | None, repo_id: str, exists: bool, force: bool
-           ) -> Decision:
-    """Gate on improvement: upload only if ``new`` test micro-F1 beats the published one."""
+def decide(new: float, current: float | None, repo_id: str, exists: bool, force: bool,
+           kind: str = "fast", hub_kind: str = "fast") -> Decision:
+    """Gate on improvement: upload only if ``new`` test micro-F1 beats the published one.
+
+    Both figures are what the cards declare (this model's card, the Hub's card); ``kind``
+    and ``hub_kind`` (``fast`` or ``accurate``) name the two models when either is accurate.
+    """
     if not exists:
         return Decision(True, f"{repo_id} does not exist on the Hub yet: creating it with "
                               f"test micro-F1 {new:.4f}")
     if current is None:
         return Decision(True, f"{repo_id} has no card with a test micro-F1: publishing "
                               f"test micro-F1 {new:.4f}")
-    compared = f"test micro-F1 {new:.4f} (this model) vs {current:.4f} ({repo_id} on the Hub)"
+    if kind == hub_kind == "fast":
+        compared = f"test micro-F1 {new:.4f} (this model) vs {current:.4f} ({repo_id} on the Hub)"
+    else:
+        compared = (f"test micro-F1 {new:.4f} (this {kind} model) vs {current:.4f} "
+                    f"({repo_id} on the Hub, the {hub_kind} model)")
     if new > current:
         return Decision(True, f"{compared}: higher, publishing")
     if force:
@@ -49,9 +59,15 @@ def decide(new: float, current: float | None, repo_id: str, exists: bool, force:
 
 def published_score(api: Any, repo_id: str) -> tuple[bool, float | None]:
     """(repo exists, the test micro-F1 its current card declares, or None)."""
+    exists, score, _ = published_card(api, repo_id)
+    return exists, score
+
+
+def published_card(api: Any, repo_id: str) -> tuple[bool, float | None, str]:
+    """(repo exists, the test micro-F1 its current card declares or None, its model kind)."""
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
-    from .card import card_micro_f1
+    from .card import card_micro_f1, card_model_kind
     from .remote import hub_error
 
     with tempfile.TemporaryDirectory(prefix="tmdb-genres-card-") as cache:
@@ -62,12 +78,12 @@ def published_score(api: Any, repo_id: str) -> tuple[bool, float | None]:
             if getattr(exc.response, "status_code", None) == 401 and "credentials" in (
                     exc.server_message or "").lower():
                 raise hub_error(exc, repo_id, "read") from None
-            return False, None
+            return False, None, "fast"
         except EntryNotFoundError:
-            return True, None
+            return True, None, "fast"
         except Exception as exc:
             raise hub_error(exc, repo_id, "read the card of") from None
-    return True, card_micro_f1(text)
+    return True, card_micro_f1(text), card_model_kind(text)
 
 
 def _token() -> str:
@@ -96,27 +112,33 @@ def _upload(api: Any, folder: Path, repo_id: str, repo_type: str, message: str) 
 def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path("."),
             force: bool = False, dry_run: bool = False, output: Path | None = None,
             space_id: str | None = None, space_output: Path | None = None,
-            wheel: Path | None = None, say: Any = print) -> bool:
+            wheel: Path | None = None, say: Any = print, kind: str = "fast") -> bool:
     """Run the command; return whether anything was uploaded (or written, with ``dry_run``)."""
+    from ..accurate.model import AccurateModel
     from ..model import GenreModel
-    from .folder import model_info, write_model_folder
+    from .folder import ACCURATE, model_info, write_model_folder
     from .space import write_space_folder
 
     if "/" not in repo_id or repo_id.count("/") != 1:
         raise TmdbGenresError(f"{repo_id!r} is not a Hub repo id", "use OWNER/NAME")
-    model = GenreModel.load(models / paths.VECTORIZER.name, models / paths.MODEL.name,
-                            models / paths.THRESHOLDS.name)
-    info = {**model_info(root), "repo_id": repo_id}
+    if kind == "accurate":  # its files only: publishing needs no embedding engine
+        model: Any = AccurateModel.load(models, root / ACCURATE / "models", check_engine=False)
+    elif kind == "fast":
+        model = GenreModel.load(models / paths.VECTORIZER.name, models / paths.MODEL.name,
+                                models / paths.THRESHOLDS.name)
+    else:
+        raise TmdbGenresError(f"unknown model {kind!r}", "use --model fast or --model accurate")
+    info = {**model_info(root, kind), "repo_id": repo_id}
     new = float(info["metrics"]["test"]["micro_f1"])
     if dry_run:
         if output is None:
             raise TmdbGenresError("--dry-run needs --output DIR", "add --output DIR")
         written = write_model_folder(model, info, output)
-        say(f"publish: dry run, nothing uploaded; wrote {len(written)} files to {output} "
-            f"(test micro-F1 {new:.4f})")
+        say(f"publish: dry run, nothing uploaded; wrote {len(written)} files of the {kind} "
+            f"model to {output} (test micro-F1 {new:.4f})")
         if space_id:
             target = space_output or output.with_name(output.name + "-space")
-            files = write_space_folder(target, repo_id, space_id, root, wheel=wheel)
+            files = write_space_folder(target, repo_id, space_id, root, wheel=wheel, kind=kind)
             say(f"publish: wrote the Space folder for {space_id} to {target} "
                 f"({len(files)} files)")
         return True
@@ -130,13 +152,15 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
         user = api.whoami()
     except Exception as exc:
         raise hub_error(exc, repo_id, "authenticate for") from None
-    exists, current = published_score(api, repo_id)
-    decision = decide(new, current, repo_id, exists, force)
+    exists, current, hub_kind = published_card(api, repo_id)
+    decision = decide(new, current, repo_id, exists, force, kind, hub_kind)
     say(f"publish: {decision.message}")
     if not decision.upload:
         return False
     commit = info.get("git_commit")
-    message = (f"tmdb-genres {info['tmdb_genres_version']}: test micro-F1 {new:.4f}"
+    message = (f"tmdb-genres {info['tmdb_genres_version']}"
+               + (" (accurate model)" if kind == "accurate" else "")
+               + f": test micro-F1 {new:.4f}"
                + (f" (project commit {commit[:12]})" if commit else ""))
     with tempfile.TemporaryDirectory(prefix="tmdb-genres-publish-") as tmp:
         folder = Path(tmp) / "model"
@@ -145,7 +169,7 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
         say(f"publish: uploaded {repo_id} as {user.get('name', 'this token')}: {url}")
         if space_id:
             space = write_space_folder(Path(tmp) / "space", repo_id, space_id, root,
-                                       wheel=wheel)[0].parent
+                                       wheel=wheel, kind=kind)[0].parent
             url = _upload(api, space, space_id, "space", message)
             say(f"publish: uploaded the Space {space_id}: {url}")
     return True
@@ -154,6 +178,10 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add this command's options to ``parser``."""
     parser.add_argument("repo_id", metavar="REPO_ID", help="Hub model repo, OWNER/NAME")
+    parser.add_argument("--model", choices=("fast", "accurate"), default="fast",
+                        help="fast (default): the TF-IDF SVM; accurate: the SVM ensembled with "
+                        "sentence embeddings (from `make accurate`'s outputs under accurate/; "
+                        "the card names the embedding package it needs)")
     parser.add_argument("--force", action="store_true",
                         help="publish even if the test micro-F1 is not higher than the Hub's")
     parser.add_argument("--dry-run", action="store_true",
@@ -174,4 +202,5 @@ def main(args: argparse.Namespace) -> None:
     """Run the publish command."""
     publish(args.repo_id, models=args.models, force=args.force, dry_run=args.dry_run,
             output=args.output, space_id=args.space, space_output=args.space_output,
-            wheel=args.wheel, say=lambda line: print(line, file=sys.stdout, flush=True))
+            wheel=args.wheel, say=lambda line: print(line, file=sys.stdout, flush=True),
+            kind=args.model)

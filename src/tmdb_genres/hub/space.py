@@ -36,7 +36,7 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 1000 user
 WORKDIR /home/user/app
 COPY --chown=user . .
-RUN pip install --no-cache-dir -c constraints.txt "./%(wheel)s[serve]"
+RUN pip install --no-cache-dir -c constraints.txt "./%(wheel)s[%(extras)s]"
 USER user
 ENV HOME=/home/user PORT=%(port)d MODEL_REPO=%(repo)s
 EXPOSE %(port)d
@@ -97,16 +97,18 @@ def build_wheel(project_root: Path, out_dir: Path) -> Path:
 
 
 def write_space_folder(out_dir: Path, repo_id: str, space_id: str, project_root: Path,
-                       wheel: Path | None = None) -> list[Path]:
+                       wheel: Path | None = None, kind: str = "fast") -> list[Path]:
     """Atomically write the Docker Space folder; return its files, sorted.
 
-    ``wheel`` reuses an already built wheel of this version instead of building one.
+    ``wheel`` reuses an already built wheel of this version instead of building one. For the
+    ``accurate`` model the image also installs the ``embeddings`` extra.
     """
     constraints = project_root / "constraints.txt"
     if not constraints.is_file():
         raise TmdbGenresError(f"{str(constraints)!r} not found",
                               "run publish from the project root (where constraints.txt is)")
-    values = {"repo": repo_id, "port": APP_PORT, "wheel": WHEEL}
+    values = {"repo": repo_id, "port": APP_PORT, "wheel": WHEEL,
+              "extras": "serve,embeddings" if kind == "accurate" else "serve"}
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         (tmp / "README.md").write_text(space_card(repo_id, space_id), encoding="utf-8")

@@ -1,10 +1,11 @@
 """The FastAPI application: ``POST /predict``, ``GET /genres``, ``GET /health`` and the page.
 
-One process holds one copy of the model, whatever the number of workers. A single movie is
-answered on the event loop itself (about a millisecond of work, less than a hand-off to a
-thread and back, which costs several on a busy machine); a batch runs on one of
+One process holds one copy of the model, whatever the number of workers. The fast model
+answers a single movie on the event loop itself (about a millisecond of work, less than a
+hand-off to a thread and back, which costs several on a busy machine); a batch, and any
+request to the accurate model (which embeds the text: tens of milliseconds), runs on one of
 ``worker_threads`` threads (a capacity limiter over the event loop's thread pool), so a long
-batch never blocks the event loop.
+request never blocks the event loop.
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations.)
 """
 
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
 TOP_WORDS = 5  # contributing words per genre
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+WORDS_FROM = "svm"  # the contributing words are the SVM's, for either model
+DESCRIPTIONS = {
+    "fast": "TF-IDF + one-vs-rest linear SVM, Platt-calibrated; the page is at `/`.",
+    "accurate": "The accurate model: the calibrated TF-IDF SVM ensembled with a per-genre head "
+    "on sentence embeddings (weights per genre); the contributing words are the SVM part's. "
+    "The page is at `/`.",
+}
 EXAMPLE = '{"title": "The Hollow House", "overview": "A family moves into a haunted house."}'
 
 
@@ -49,6 +57,11 @@ class BadRequest(Exception):
 def _rounded(values: np.ndarray) -> list[float]:
     """Four decimals, rounded as ``tmdb-genres predict`` rounds them."""
     return np.round(values, 4).tolist()
+
+
+def model_kind(model: Any) -> str:
+    """``fast`` (a GenreModel) or ``accurate`` (an AccurateModel)."""
+    return str(getattr(model, "kind", "fast"))
 
 
 def movie_text(model: GenreModel, movie: Movie, where: str = "") -> str:
@@ -75,6 +88,8 @@ def answer(model: GenreModel, movie: Movie, probabilities: np.ndarray,
     result: dict[str, Any] = {
         "id": movie.id,
         "title": movie.title,
+        "model": model_kind(model),
+        "words_from": WORDS_FROM,
         "genres": [{"genre": genre, "probability": shown[column[genre]],
                     "threshold": thresholds[column[genre]], "words": word_list(genre)}
                    for genre in ranked],
@@ -175,8 +190,14 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
     files = _static_files()
     per_genre = info.get("per_genre") or {}
     test = (info.get("metrics") or {}).get("test") or {}
+    kind = model_kind(model)
+    slow_single = kind != "fast"  # a single movie off the event loop too (it is embedded)
+    embedding = info.get("embedding") or {}
     health = {
         "status": "ok",
+        "model": kind,
+        "embedding": (f"{embedding['package']}=={embedding['version']}" if embedding
+                      else None),
         "model_format": info.get("model_format"),
         "snapshot": (info.get("snapshot") or {}).get("label"),
         "test_micro_f1": test.get("micro_f1"),
@@ -192,12 +213,13 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
                    for genre, threshold in zip(model.genres, _rounded(model.thresholds),
                                                strict=True)],
         "at_least_one": model.at_least_one,
+        "model": kind,
     }
 
     app = FastAPI(
         title="tmdb-genres",
         summary="Genres of a movie from its title and overview.",
-        description="TF-IDF + one-vs-rest linear SVM, Platt-calibrated; the page is at `/`.",
+        description=DESCRIPTIONS.get(kind, DESCRIPTIONS["fast"]),
         version=str(info.get("model_format", "")),
     )
 
@@ -222,9 +244,16 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
                                            "`predicted` genres, of `all`, or `none` (faster "
                                            "batches)")
                       ) -> Response:
-        if isinstance(payload, Movie):
+        if isinstance(payload, Movie) and not slow_single:
             # about a millisecond: less than handing it to a thread and back costs
             return json_response(predict_movies(model, [payload], explain, False)[0])
+        if isinstance(payload, Movie):  # the accurate model embeds it: tens of milliseconds
+            movie = payload
+
+            def one() -> dict[str, Any]:
+                return predict_movies(model, [movie], explain, False)[0]
+
+            return json_response(await anyio.to_thread.run_sync(one, limiter=limiter))
 
         def work() -> dict[str, Any]:
             return {"movies": predict_movies(model, payload.movies, explain, True)}

@@ -1,8 +1,10 @@
 """Serve the model over HTTP: a JSON API (``POST /predict``, ``GET /genres``, ``GET /health``,
 OpenAPI docs at ``/docs``) and a page at ``/`` that classifies as you type.
 
-The model is the one ``dvc repro`` wrote to ``models/`` (``--models``) or a published model
-folder (``--model-dir``, the files of the Hugging Face Hub repository). It is loaded once,
+The model is the one ``dvc repro`` wrote to ``models/`` (``--models``; ``--model accurate``
+adds the accurate model's head and ensemble from ``accurate/models/``, which needs the
+``embeddings`` extra) or a published model folder (``--model-dir``, the files of the Hugging
+Face Hub repository; its files say which model it is). It is loaded once,
 before the server listens: a missing or unreadable model is a one-line error at start-up.
 One process holds it: a single movie is answered on the event loop, batches on ``--workers``
 threads that share the model. Needs the ``serve`` extra: ``pip install -e '.[serve]'``.
@@ -32,6 +34,15 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "metrics and params are read from its parent directory")
     source.add_argument("--model-dir", type=Path,
                         help="a published model folder (as on the Hub) instead of --models")
+    parser.add_argument("--model", choices=("fast", "accurate"), default=None,
+                        help="fast (default): the TF-IDF SVM; accurate: the SVM ensembled with "
+                        "sentence embeddings (needs the embeddings extra and `make accurate`'s "
+                        "outputs under accurate/models/ beside --models' parent). With "
+                        "--model-dir the folder decides")
+    parser.add_argument("--accurate-models", type=Path, default=None,
+                        help="with --model accurate: the directory with head.json, "
+                        "ensemble.json and thresholds.json (default accurate/models beside "
+                        "--models)")
     parser.add_argument("--workers", type=int, default=2,
                         help="threads that run batch requests, sharing the one model in "
                         "this one process (default 2)")
@@ -40,20 +51,26 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The model and its info, from ``--model-dir`` or ``--models`` (one-line errors)."""
-    from ..model import GenreModel
+    from ..accurate.model import load_model
 
+    kind = getattr(args, "model", None)
     if args.model_dir is not None:
-        from ..hub.folder import load_model_folder
+        from ..hub.folder import folder_kind, load_model_folder
 
+        found = folder_kind(args.model_dir)
+        if kind is not None and kind != found and (args.model_dir / "config.json").is_file():
+            raise TmdbGenresError(f"--model {kind}, but {str(args.model_dir)!r} holds the "
+                                  f"{found} model",
+                                  "leave out --model with --model-dir (the folder decides)")
         return load_model_folder(args.model_dir)
-    model = GenreModel.load(args.models / paths.VECTORIZER.name,
-                            args.models / paths.MODEL.name,
-                            args.models / paths.THRESHOLDS.name)
+    kind = kind or "fast"
+    root = args.models.parent
+    accurate = getattr(args, "accurate_models", None) or root / "accurate" / "models"
+    model = load_model(kind, args.models, accurate)
     from ..hub.folder import model_info
 
-    root = args.models.parent
     try:
-        info = model_info(root)
+        info = model_info(root, kind)
     except TmdbGenresError as exc:  # a model without its metrics still serves
         print(f"tmdb-genres serve: warning: no metrics for /health and /genres: {exc}",
               file=sys.stderr)
@@ -82,7 +99,8 @@ def main(args: argparse.Namespace) -> None:
     sock = listen_socket(args.host, args.port)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     port = sock.getsockname()[1]
-    print(f"tmdb-genres serve: {len(model.genres)} genres, {args.workers} worker thread"
+    print(f"tmdb-genres serve: the {getattr(model, 'kind', 'fast')} model, "
+          f"{len(model.genres)} genres, {args.workers} worker thread"
           f"{'s' if args.workers > 1 else ''}, ready {seconds_since_start():.2f} s after "
           f"start on http://{args.host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
     uvicorn.Server(config).run(sockets=[sock])

@@ -61,6 +61,10 @@ class Prediction(BaseModel):
 
     id: int | str | None = None
     title: str
+    model: str = Field(description="the model that answered: `fast` or `accurate`")
+    words_from: str = Field(
+        description="the model part the contributing words come from (`svm`: the accurate "
+        "model's embeddings have no words to show)")
     genres: list[GenreAnswer] = Field(
         description="genres at or above their thresholds, most probable first")
     probabilities: dict[str, float] = Field(description="every genre's calibrated probability")
@@ -91,12 +95,16 @@ class Genres(BaseModel):
 
     genres: list[GenreInfo]
     at_least_one: bool
+    model: str
 
 
 class Health(BaseModel):
     """What model is being served."""
 
     status: str
+    model: str = Field(description="`fast` or `accurate`")
+    embedding: str | None = Field(
+        description="the embedding package==version the accurate model needs (else null)")
     model_format: int | None
     snapshot: str | None
     test_micro_f1: float | None

@@ -175,7 +175,8 @@ fetch("/genres").then((r) => r.json()).then((data) => {
   if (globalThreshold === null) slider.value = slider.dataset.model;
 }).catch(() => {});
 fetch("/health").then((r) => r.json()).then((h) => {
-  const parts = [`${h.genres} genres`];
+  const parts = [h.model === "accurate" ? "accurate (SVM + sentence embeddings; words from "
+    + "the SVM)" : "fast (TF-IDF + SVM)", `${h.genres} genres`];
   if (h.snapshot) parts.push(`data ${h.snapshot}`);
   if (h.test_micro_f1 != null) parts.push(`test micro-F1 ${h.test_micro_f1.toFixed(3)}`);
   $("model-info").textContent = `Model: ${parts.join(", ")}`;
