@@ -101,13 +101,14 @@ def main() -> None:
     args = parser.parse_args()
     if not SHARED_MOVIES.is_file():
         sys.exit(f"the shared data is not at {SHARED_MOVIES}")
+    from tmdb_genres.accurate.embeddings import ENGINES
     from tmdb_genres.accurate.model import AccurateModel
     from tmdb_genres.io import write_json, write_jsonl
     from tmdb_genres.model import GenreModel
     from tmdb_genres.params import load_accurate_params, parse_params
 
     params = parse_params(yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")))
-    accurate = load_accurate_params(ROOT / "accurate/params.yaml")
+    accurate = load_accurate_params(ROOT / "accurate/params.yaml", ENGINES)
     with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
         movies = [json.loads(line) for line in handle]
     if args.movies:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tmdb_genres.accurate import embeddings as emb
+from tmdb_genres.accurate.embeddings import ENGINES
 from tmdb_genres.params import load_accurate_params
 
 from .conftest import ROOT
@@ -35,7 +36,7 @@ def make_accurate_project(root: Path, encoder, stand_in: bool) -> Path:
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     (root / "accurate").mkdir(exist_ok=True)
     shutil.copy(ROOT / "accurate" / "params.yaml", root / "accurate" / "params.yaml")
-    params = load_accurate_params(ROOT / "accurate" / "params.yaml")
+    params = load_accurate_params(ROOT / "accurate" / "params.yaml", ENGINES)
     with pytest.MonkeyPatch.context() as mp:
         if stand_in:
             mp.setattr(emb, "package_version", lambda package: TEST_VERSION)

@@ -22,6 +22,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed "
                     "(pip install -e '.[serve]')")
 
 from tmdb_genres.accurate import embeddings as emb
+from tmdb_genres.accurate.embeddings import ENGINES
 from tmdb_genres.accurate.model import AccurateModel
 from tmdb_genres.hub.folder import model_info
 from tmdb_genres.model import GenreModel
@@ -149,7 +150,7 @@ def engine_project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory)
     """The accurate stages run with the real embedding engine on the toy movies."""
     needs_engine()
     root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("engine") / "project"))
-    params = load_accurate_params(ROOT / "accurate" / "params.yaml")
+    params = load_accurate_params(ROOT / "accurate" / "params.yaml", ENGINES)
     return make_accurate_project(root, emb.load_encoder(params.embed.engine), False)
 
 
