@@ -82,7 +82,7 @@ def test_features_fit_on_train_only(toy_project: Path):
 
 def test_missing_prepared_data_is_one_clear_error(tmp_path: Path, params_data):
     params = parse_params(params_data).featurize
-    with pytest.raises(TmdbGenresError, match="run `dvc repro prepare` first"):
+    with pytest.raises(TmdbGenresError, match="run `dvc repro prepare` in the project root first"):
         featurize(params, tmp_path / "nope", tmp_path / "f", tmp_path / "v.joblib")
 
 

@@ -48,17 +48,23 @@ def label_matrix(rows: list[dict[str, Any]], genres: list[str]) -> np.ndarray:
     return y
 
 
-def featurize(
-    params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer_path: Path
-) -> dict:
-    """Run the stage; return the number of features and rows per split."""
+def read_prepared_splits(prepared: Path) -> dict[str, list[dict[str, Any]]]:
+    """The rows of every split the prepare stage wrote under ``prepared``."""
     splits = {}
     for name in paths.SPLITS:
         path = paths.split_file(prepared, name, ".jsonl")
         if not path.is_file():
             raise TmdbGenresError(f"prepared split {str(path)!r} not found",
-                                  "run `dvc repro prepare` first")
+                                  "run `dvc repro prepare` in the project root first")
         splits[name] = read_jsonl(path)
+    return splits
+
+
+def featurize(
+    params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer_path: Path
+) -> dict:
+    """Run the stage; return the number of features and rows per split."""
+    splits = read_prepared_splits(prepared)
     recipe_path = prepared / paths.TEXT_RECIPE
     if not recipe_path.is_file():
         raise TmdbGenresError(f"{str(recipe_path)!r} not found", "run `dvc repro prepare` first")

@@ -21,9 +21,9 @@ import numpy as np
 
 from .. import paths
 from ..errors import TmdbGenresError
-from ..featurize import label_matrix
+from ..featurize import label_matrix, read_prepared_splits
 from ..genres import genre_names
-from ..io import atomic_dir, dump_joblib, load_joblib, read_jsonl
+from ..io import atomic_dir, dump_joblib, load_joblib
 from ..params import EmbedParams, load_accurate_params
 from .embeddings import CACHE_DIR, ENGINES, embed_texts
 
@@ -38,14 +38,8 @@ def training_subset(rows: list[dict[str, Any]], limit: int | None) -> list[dict[
 
 def read_splits(prepared: Path, params: EmbedParams) -> dict[str, list[dict[str, Any]]]:
     """The prepared rows of each split (train capped by ``train_limit``)."""
-    splits = {}
-    for split in paths.SPLITS:
-        path = paths.split_file(prepared, split, ".jsonl")
-        if not path.is_file():
-            raise TmdbGenresError(f"prepared split {str(path)!r} not found",
-                                  "run `dvc repro prepare` in the project root first")
-        rows = read_jsonl(path)
-        splits[split] = training_subset(rows, params.train_limit) if split == "train" else rows
+    splits = read_prepared_splits(prepared)
+    splits["train"] = training_subset(splits["train"], params.train_limit)
     return splits
 
 
