@@ -200,6 +200,21 @@ def load_scores(scores_dir: Path) -> dict[str, dict[str, Any]]:
     return scores
 
 
+def scores_at_thresholds(
+    params: EvaluateParams, genres: list[str], validation: dict[str, Any],
+    splits: dict[str, dict[str, Any]],
+) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Thresholds chosen on ``validation`` (its ``Y`` and ``P``) by the evaluate params, then
+    every split's decisions and metrics: ``(thresholds by genre, decisions, metrics)``."""
+    chosen = choose_thresholds(params, genres, validation["Y"], validation["P"])
+    vector = np.array([chosen[g] for g in genres])
+    decisions = {split: apply_thresholds(data["P"], vector, params.at_least_one)
+                 for split, data in splits.items()}
+    metrics = {split: multilabel_metrics(data["Y"], decisions[split], genres)
+               for split, data in splits.items()}
+    return chosen, decisions, metrics
+
+
 def evaluate(
     params: EvaluateParams, scores_dir: Path, thresholds_path: Path, metrics_path: Path,
     plots_dir: Path, headline_dir: Path | None = None,
@@ -212,16 +227,7 @@ def evaluate(
     scores = load_scores(scores_dir)
     validation, test = scores["validation"], scores["test"]
     genres = test["genres"]
-    chosen = choose_thresholds(params, genres, validation["Y"], validation["P"])
-    vector = np.array([chosen[g] for g in genres])
-    decisions = {
-        split: apply_thresholds(data["P"], vector, params.at_least_one)
-        for split, data in scores.items()
-    }
-    metrics = {
-        split: multilabel_metrics(data["Y"], decisions[split], genres)
-        for split, data in scores.items()
-    }
+    chosen, decisions, metrics = scores_at_thresholds(params, genres, validation, scores)
     per_genre = metrics["test"]["per_genre"]
     with atomic_dir(plots_dir) as tmp:
         write_json(tmp / "threshold_sweep.json", threshold_sweep(scores, params.threshold))

@@ -88,6 +88,17 @@ def apply_thresholds(
     return decisions
 
 
+def ranked_genres(probabilities: np.ndarray, thresholds: np.ndarray, at_least_one: bool,
+                  genres: list[str]) -> list[list[str]]:
+    """Per row, the genre names at or above their thresholds, highest probability first."""
+    decisions = apply_thresholds(probabilities, thresholds, at_least_one)
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    return [
+        [genres[j] for j in row_order if row_decisions[j]]
+        for row_order, row_decisions in zip(order, decisions, strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class GenreModel:
     """Everything prediction needs: text recipe, vectoriser, weights, calibration, thresholds."""
@@ -161,12 +172,7 @@ class GenreModel:
 
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
         """Genre names at or above their thresholds, highest probability first."""
-        decisions = apply_thresholds(probabilities, self.thresholds, self.at_least_one)
-        order = np.argsort(-probabilities, axis=1, kind="stable")
-        return [
-            [self.genres[j] for j in row_order if row_decisions[j]]
-            for row_order, row_decisions in zip(order, decisions, strict=True)
-        ]
+        return ranked_genres(probabilities, self.thresholds, self.at_least_one, self.genres)
 
     # The single-text path (the HTTP service): same numbers as probabilities(), less overhead.
 

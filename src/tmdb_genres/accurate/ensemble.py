@@ -19,9 +19,8 @@ import numpy as np
 
 from .. import paths
 from ..errors import TmdbGenresError
-from ..evaluate import choose_thresholds, load_scores, multilabel_metrics
+from ..evaluate import load_scores, scores_at_thresholds
 from ..io import atomic_dir, dump_joblib, write_json
-from ..model import apply_thresholds
 from ..params import EnsembleParams, EvaluateParams, load_accurate_params, load_params
 from .embed import load_embeddings
 from .embeddings import ENGINES
@@ -40,11 +39,7 @@ def combine(p_svm: np.ndarray, p_head: np.ndarray, w_svm: np.ndarray) -> np.ndar
 def score(evaluate: EvaluateParams, genres: list[str], val: dict[str, Any],
           splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Thresholds from ``val`` by the evaluate rules, then the metrics of every split."""
-    chosen = choose_thresholds(evaluate, genres, val["Y"], val["P"])
-    vector = np.array([chosen[g] for g in genres])
-    return {name: multilabel_metrics(
-        data["Y"], apply_thresholds(data["P"], vector, evaluate.at_least_one), genres)
-        for name, data in splits.items()}
+    return scores_at_thresholds(evaluate, genres, val, splits)[2]
 
 
 def choose_weights(params: EnsembleParams, evaluate: EvaluateParams, genres: list[str],

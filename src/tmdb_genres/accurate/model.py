@@ -19,7 +19,7 @@ import numpy as np
 from .. import paths
 from ..errors import TmdbGenresError
 from ..io import read_json
-from ..model import GenreModel, apply_thresholds
+from ..model import GenreModel, ranked_genres
 from . import embeddings
 from .embeddings import EXTRA_REMEDY, load_encoder, round_vectors
 from .head import head_probabilities, load_head
@@ -102,10 +102,7 @@ class AccurateModel:
 
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
         """Genre names at or above their thresholds, highest probability first."""
-        decisions = apply_thresholds(probabilities, self.thresholds, self.at_least_one)
-        order = np.argsort(-probabilities, axis=1, kind="stable")
-        return [[self.genres[j] for j in row_order if row_decisions[j]]
-                for row_order, row_decisions in zip(order, decisions, strict=True)]
+        return ranked_genres(probabilities, self.thresholds, self.at_least_one, self.genres)
 
 
 def require_engine(needed: dict[str, Any]) -> None:

@@ -119,22 +119,10 @@ def query_values(label: str, release_date_lte: str) -> dict[str, str]:
             "release_date_lte": release_date_lte}
 
 
-def label_matrix(examples: Sequence[Mapping[str, Any]], genres: Sequence[str]) -> Any:
-    """Rows x genres 0/1 matrix of the examples' genre names."""
-    import numpy as np
-
-    index = {g: j for j, g in enumerate(genres)}
-    y = np.zeros((len(examples), len(genres)), dtype=np.int8)
-    for i, example in enumerate(examples):
-        for genre in example["genres"]:
-            if genre in index:
-                y[i, index[genre]] = 1
-    return y
-
-
 def score_examples(model: Any, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Multi-label scores of ``model`` (a ``GenreModel``) on prepared examples."""
     from ..evaluate import multilabel_metrics
+    from ..featurize import label_matrix
     from ..model import apply_thresholds
 
     probabilities = model.probabilities([e["text"] for e in examples])
