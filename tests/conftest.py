@@ -65,6 +65,12 @@ def params_data() -> dict[str, Any]:
 @pytest.fixture
 def shared_movies() -> Path:
     """The real TMDB snapshot beside the checkout; skips the test where it is absent."""
+    return require_shared_movies()
+
+
+def require_shared_movies() -> Path:
+    """The real TMDB snapshot beside the checkout; skips the calling test (or fixture, of any
+    scope) where it is absent."""
     if not SHARED_MOVIES.is_file():
         pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
                     "checkout); where CI lacks it, the job summary lists this skip")

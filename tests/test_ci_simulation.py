@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import SHARED_MOVIES, require_shared_movies
 from tests.github_fake import FakeGitHub, pr_event
 from tests.workflow_steps import ROOT, bash_command, find_step, load_workflow
 from tmdb_genres.ci import report as rp
 
 pytestmark = pytest.mark.e2e
 
-SHARED_MOVIES = ROOT.parent / "shared" / "data" / "movies.jsonl.gz"
 SAMPLE_SIZE = 1500
 REPO = "octo/tmdb-genres"
 # What the project copy needs to run the pipeline (never the data: that stays in ../shared).
@@ -139,9 +139,7 @@ def runner_env(tmp: Path, clone: Path, github: FakeGitHub,
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory: pytest.TempPathFactory, github: FakeGitHub) -> Origin:
     """The origin repository: ``main`` after the workflow's repro step, with its DVC cache."""
-    if not SHARED_MOVIES.is_file():
-        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); the project's CI always has it")
+    require_shared_movies()
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     tmp = tmp_path_factory.mktemp("ci-sim")

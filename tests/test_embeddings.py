@@ -37,12 +37,9 @@ def texts(shared_movies_module: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def shared_movies_module() -> Path:
-    from .conftest import SHARED_MOVIES
+    from .conftest import require_shared_movies
 
-    if not SHARED_MOVIES.is_file():
-        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); CI always has it")
-    return SHARED_MOVIES
+    return require_shared_movies()
 
 
 @pytest.fixture(scope="module")

@@ -36,12 +36,9 @@ def fetch_cmd() -> list[str]:
 
 @pytest.fixture(scope="module")
 def shared_server_movies():
-    from .conftest import SHARED_MOVIES
+    from .conftest import require_shared_movies
 
-    if not SHARED_MOVIES.is_file():
-        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); CI always has it")
-    return emulator.load_movies(SHARED_MOVIES)
+    return emulator.load_movies(require_shared_movies())
 
 
 @pytest.fixture(scope="module")

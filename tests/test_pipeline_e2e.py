@@ -98,12 +98,9 @@ def baseline(tmp_path_factory, shared_movies_module) -> Path:
 
 @pytest.fixture(scope="module")
 def shared_movies_module():
-    from .conftest import SHARED_MOVIES
+    from .conftest import require_shared_movies
 
-    if not SHARED_MOVIES.is_file():
-        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); where CI lacks it, the job summary lists this skip")
-    return SHARED_MOVIES
+    return require_shared_movies()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import SHARED_MOVIES, require_shared_movies
 from tests.github_fake import FakeGitHub
 from tests.test_ci_simulation import PROJECT_FILES, StepRunner, set_param
 from tests.workflow_steps import ROOT, WORKFLOWS, find_step, load_workflow
@@ -32,7 +33,6 @@ from tmdb_genres.sources import emulator
 
 pytestmark = pytest.mark.e2e
 
-SHARED_MOVIES = ROOT.parent / "shared" / "data" / "movies.jsonl.gz"
 SAMPLE_SIZE = 1200
 MAIN_LTE = "2019-12-31"
 NEW_LTE = "2022-12-31"
@@ -119,9 +119,7 @@ def branch_exists(bare: Path, branch: str) -> bool:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    if not SHARED_MOVIES.is_file():
-        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); the project's CI always has it")
+    require_shared_movies()
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     tmp = tmp_path_factory.mktemp("refresh")

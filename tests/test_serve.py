@@ -245,12 +245,9 @@ def test_startup_errors_are_one_line(project: Path, tmp_path: Path):
 @pytest.fixture(scope="module")
 def sample_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained on a third of the real data (skips without ../shared)."""
-    from .conftest import SHARED_MOVIES
+    from .conftest import require_shared_movies
 
-    if not SHARED_MOVIES.is_file():
-        pytest.skip(f"real TMDB data not found at {SHARED_MOVIES} (../shared/data beside the "
-                    "checkout); CI always has it")
-    return train_sample_project(tmp_path_factory.mktemp("sample"), SHARED_MOVIES)
+    return train_sample_project(tmp_path_factory.mktemp("sample"), require_shared_movies())
 
 
 def test_single_text_probabilities_are_the_batch_ones_bit_for_bit(sample_project: Path):
