@@ -589,9 +589,10 @@ class Pull:
                 for record, rows in self._window(root, executor):
                     self.records.append(record)
                     for row in rows:
-                        if limit is not None and len(seen) >= limit:
-                            return
-                        seen.add(result_key(row.obj))
+                        if limit is not None:  # the only set that grows with the pull
+                            if len(seen) >= limit:
+                                return
+                            seen.add(result_key(row.obj))
                         yield row
         finally:
             # On failure, queued pages are dropped rather than fetched for nothing.
