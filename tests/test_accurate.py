@@ -121,11 +121,14 @@ def test_an_interrupted_run_keeps_its_segments_and_the_next_resumes(tmp_path: Pa
         emb.embed_texts(texts, "e5-small-q4", tmp_path / "resumed", 4, encoder=dying)
     folder = next((tmp_path / "resumed").iterdir())
     assert len(list(folder.glob("*.seg"))) == 2
+    dead = folder / ".0123456789abcdef.seg.999999999.x1.tmp"  # a killed writer's temp file
+    dead.write_bytes(b"partial")
     encoder = WordEncoder()
     resumed, new = emb.embed_texts(texts, "e5-small-q4", tmp_path / "resumed", 4,
                                    encoder=encoder)
     assert new == encoder.seen == 100 - 64
     assert resumed.tobytes() == clean.tobytes()
+    assert not dead.exists()
 
 
 def test_small_segments_are_merged_after_a_run(tmp_path: Path, monkeypatch):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TmdbGenresError
-from ..io import atomic_path
+from ..io import atomic_path, remove_stale_temps
 
 DECIMALS = 4  # vectors are unit length with 384 dims: 1e-4 keeps cosines within ~1e-3
 CACHE_DIR = Path("data/cache/embeddings")
@@ -174,6 +174,8 @@ class EmbeddingCache:
         self._paths: list[Path] = []
         self._stale = True
         if self.folder.is_dir():
+            for temp in self.folder.glob(".*.seg.*.tmp"):  # left by a killed run
+                remove_stale_temps(self.folder / (temp.name[1:].split(".seg.", 1)[0] + ".seg"))
             self._migrate_npz()
             for path in sorted(self.folder.glob("*.seg")):
                 self._open(path)
