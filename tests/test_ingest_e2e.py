@@ -190,12 +190,15 @@ def test_pull_killed_mid_way_resumes_to_the_same_bytes(tmp_path):
         done = len(list(checkpoints.glob("*/windows/*.json")))
         assert 1 <= done < whole["windows"]
         assert not (killed / "data/raw/movies.jsonl").exists()
-        subprocess.run(fetch_cmd(), cwd=killed, env=stage_env(server), check=True,
-                       capture_output=True)
+        out = subprocess.run(fetch_cmd(), cwd=killed, env=stage_env(server), check=True,
+                             capture_output=True, text=True).stdout
     finally:
         server.stop()
     again = read_json(killed / "metrics/fetch_manifest.json")
     assert again["windows_resumed"] >= done
+    assert f"{again['windows_resumed']} resumed" in out and f"{again['requests']} requests" in out
+    assert whole["requests_per_movie"] == round(whole["requests"] / 12_000, 4)
+    assert 0 < whole["seconds"] < 600
     assert again["requests"] < whole["requests"]
     assert again["completeness"] == whole["completeness"]
     assert (killed / "data/raw/movies.jsonl").read_bytes() == expected

@@ -308,3 +308,8 @@ def main(args: argparse.Namespace) -> None:
         f"fetch: {report.movies} movies -> {args.out} "
         f"({report.rows_read} rows read, {report.duplicates} duplicates, {rejected} rejected)"
     )
+    if report.source_kind == "tmdb":
+        m = report.manifest
+        print(f"fetch: {m['requests']} requests ({m['requests_per_movie']} per movie, "
+              f"{m['retries']} retries) in {m['seconds']} s; {m['windows']} windows, "
+              f"{m['windows_resumed']} resumed from {m['checkpoints']}")
