@@ -136,7 +136,7 @@ def test_small_segments_are_merged_after_a_run(tmp_path: Path, monkeypatch):
     texts = [f"text {i}" for i in range(100)]
     first, _ = emb.embed_texts(texts, "e5-small-q4", tmp_path, 1, encoder=WordEncoder())
     folder = next(tmp_path.iterdir())
-    sizes = sorted(len(emb.read_segment(p)[0]) for p in folder.glob("*.seg"))
+    sizes = sorted(len(emb.read_segment(p).keys) for p in folder.glob("*.seg"))
     assert sum(sizes) == 100 and len(sizes) < 100 // 8 and max(sizes) <= 40
     encoder = WordEncoder()
     again, new = emb.embed_texts(texts, "e5-small-q4", tmp_path, 1, encoder=encoder)

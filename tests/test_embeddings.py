@@ -140,7 +140,7 @@ def test_killed_embed_resumes_to_the_same_outputs(toy_project: Path, tmp_path: P
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it was killed"
     assert not (tmp_path / "killed/embeddings").exists()
-    kept = sum(len(emb.read_segment(p)[0]) for p in cache.glob("*/*.seg"))
+    kept = sum(len(emb.read_segment(p).keys) for p in cache.glob("*/*.seg"))
     assert 16 <= kept < total
     out = subprocess.run(embed_cmd("killed"), cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout

@@ -121,21 +121,37 @@ COMPACT_ROWS = 50_000  # small segments are merged, up to this many texts a file
 
 KEY_BYTES = 32  # a SHA-256 digest
 COMPACT_ROWS = 50_000  # small segments are merged, up to this many texts a file, after a run
-Segment = tuple[np.ndarray, np.ndarray]  # keys (in memory), vectors (memory-mapped)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment file: its keys (held in memory) and where its vectors lie in the file."""
+
+    path: Path
+    keys: np.ndarray
+    offset: int
+    dim: int
+
+    def vectors(self) -> np.ndarray:
+        """The segment's vectors, read from the file (read, not memory-mapped, so they
+        leave the process's memory once used)."""
+        count = len(self.keys) * self.dim
+        return np.fromfile(self.path, dtype="<f4", count=count, offset=self.offset).reshape(
+            len(self.keys), self.dim)
 
 
 def write_segment(path: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
     """Atomically write one segment: the keys array, then the vectors array (two ``.npy``
-    records back to back, so the keys are read without touching the vectors)."""
+    records back to back, so the keys are read without touching the vectors). No fsync: a
+    segment cut short by a crash fails :func:`read_segment`'s size check and is embedded
+    again."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, np.ascontiguousarray(keys, dtype=f"S{KEY_BYTES}"))
         np.save(handle, np.ascontiguousarray(vectors, dtype="<f4"))
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def read_segment(path: Path) -> Segment:
-    """The keys of a segment, and its vectors memory-mapped (a ValueError if damaged)."""
+    """A segment's keys and the place of its vectors (a ValueError if damaged)."""
     fmt = np.lib.format
     with open(path, "rb") as handle:
         keys = fmt.read_array(handle)
@@ -150,9 +166,7 @@ def read_segment(path: Path) -> Segment:
             or shape[0] != len(keys) or offset + shape[0] * shape[1] * 4 != size
             or dtype != np.dtype("<f4")):
         raise ValueError(f"damaged segment {path}")
-    vectors = np.memmap(path, dtype="<f4", mode="r", offset=offset, shape=shape) if shape[0] \
-        else np.zeros(shape, dtype="<f4")
-    return keys, vectors
+    return Segment(path, keys, offset, shape[1])
 
 
 class EmbeddingCache:
@@ -162,16 +176,15 @@ class EmbeddingCache:
     A segment (``.seg``) holds the 32-byte keys of some texts and their rounded float32
     vectors; it is written atomically and never changed. A run adds one every few hundred
     texts, so a killed run keeps everything but its last few seconds of work. Only the keys
-    and a sorted index are held in memory (about 50 bytes a text); vectors are memory-mapped
-    and read when asked for. After a run the small segments are merged into one (a merge
-    that is killed leaves duplicates, which are harmless: equal keys hold equal vectors).
+    and a sorted index are held in memory (about 50 bytes a text); vectors are read from a
+    segment when asked for, one segment at a time. After a run the small segments are merged
+    (a merge that is killed leaves duplicates, harmless: equal keys hold equal vectors).
     """
 
     def __init__(self, root: Path, engine: str) -> None:
         self.engine = engine
         self.folder = Path(root) / hashlib.sha256(engine.encode()).hexdigest()[:16]
         self._segments: list[Segment] = []
-        self._paths: list[Path] = []
         self._stale = True
         if self.folder.is_dir():
             for temp in self.folder.glob(".*.seg.*.tmp"):  # left by a killed run
@@ -186,7 +199,6 @@ class EmbeddingCache:
         except (OSError, ValueError, EOFError):
             return  # unreadable: its texts are embedded again
         self._segments.append(segment)
-        self._paths.append(path)
         self._stale = True
 
     def _migrate_npz(self) -> None:
@@ -201,7 +213,7 @@ class EmbeddingCache:
     def _index(self) -> None:
         if not self._stale:
             return
-        keys = [k for k, _ in self._segments]
+        keys = [s.keys for s in self._segments]
         self._keys = np.concatenate(keys) if keys else np.zeros(0, dtype=f"S{KEY_BYTES}")
         self._segment_of = np.repeat(np.arange(len(keys), dtype=np.int32),
                                      [len(k) for k in keys])
@@ -249,27 +261,27 @@ class EmbeddingCache:
         """Merge small segments, in groups of up to ``COMPACT_ROWS`` texts, into one each
         (so a million texts end in a few dozen files whatever the runs that embedded them)."""
         groups: list[list[int]] = [[]]
-        for n, (keys, _) in enumerate(self._segments):
-            if len(keys) >= COMPACT_ROWS // 2:
+        for n, segment in enumerate(self._segments):
+            if len(segment.keys) >= COMPACT_ROWS // 2:
                 continue
-            if sum(len(self._segments[m][0]) for m in groups[-1]) + len(keys) > COMPACT_ROWS:
+            if sum(len(self._segments[m].keys) for m in groups[-1]) + len(segment.keys) \
+                    > COMPACT_ROWS:
                 groups.append([])
             groups[-1].append(n)
         merged = [group for group in groups if len(group) >= 2]
         for group in merged:
-            keys = np.concatenate([self._segments[n][0] for n in group])
+            keys = np.concatenate([self._segments[n].keys for n in group])
             _, first = np.unique(keys, return_index=True)
             first = np.sort(first)
-            vectors = np.concatenate([np.asarray(self._segments[n][1]) for n in group])
+            vectors = np.concatenate([self._segments[n].vectors() for n in group])
             path = self._write(keys[first], vectors[first])
+            del vectors
             for n in group:
-                if self._paths[n] != path:
-                    self._paths[n].unlink(missing_ok=True)
-            self._paths.append(path)
+                if self._segments[n].path != path:
+                    self._segments[n].path.unlink(missing_ok=True)
             self._segments.append(read_segment(path))
         gone = {n for group in merged for n in group}
         self._segments = [s for n, s in enumerate(self._segments) if n not in gone]
-        self._paths = [p for n, p in enumerate(self._paths) if n not in gone]
         self._stale = True
 
     def get(self, keys: Sequence[str]) -> np.ndarray:
@@ -279,12 +291,12 @@ class EmbeddingCache:
         rows = self._find(keys)
         if (rows < 0).any():
             raise KeyError("a key is not in the embedding cache")
-        out = np.empty((len(keys), self._segments[0][1].shape[1]), dtype=np.float32)
+        out = np.empty((len(keys), self._segments[0].dim), dtype=np.float32)
         segment_of, row_of = self._segment_of[rows], self._row_of[rows]
-        for n, (_, vectors) in enumerate(self._segments):
+        for n, segment in enumerate(self._segments):
             mine = np.flatnonzero(segment_of == n)
             if len(mine):
-                out[mine] = vectors[row_of[mine]]
+                out[mine] = segment.vectors()[row_of[mine]]
         return out
 
 
