@@ -103,8 +103,11 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
 
 
-def engine_rate(sample: int) -> float:
-    """Texts/s of the engine (loaded beforehand) on ``sample`` real texts, empty cache."""
+def engine_rate(sample: int) -> tuple[float, float]:
+    """Texts/s of the engine (loaded beforehand) on ``sample`` real texts from an empty
+    cache, and the CPU seconds a text (which the machine's load does not change)."""
+    import resource
+
     from tmdb_genres.accurate.embeddings import embed_texts, load_encoder
 
     with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
@@ -113,9 +116,12 @@ def engine_rate(sample: int) -> float:
              for m in movies[:: max(1, len(movies) // sample)][:sample]]
     encoder = load_encoder("e5-small-q4")
     encoder(texts[:1])
+    before = resource.getrusage(resource.RUSAGE_SELF)
     with tempfile.TemporaryDirectory(prefix="bench-accurate-") as tmp:
         seconds, _ = timed(embed_texts, texts, "e5-small-q4", Path(tmp), encoder=encoder)
-    return len(texts) / seconds
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return len(texts) / seconds, cpu / len(texts)
 
 
 def cache_at_scale(n: int, weekly: int, sample: int) -> None:
@@ -129,7 +135,7 @@ def cache_at_scale(n: int, weekly: int, sample: int) -> None:
 
     from tmdb_genres.accurate import embeddings as emb
 
-    rate = engine_rate(sample) if sample else 0.0
+    rate, cpu = engine_rate(sample) if sample else (0.0, 0.0)
     engine = emb.engine_id(emb.ENGINES["e5-small-q4"])
     keys = [emb.text_key(engine, f"synthetic text {i}") for i in range(n + weekly)]
     rng = np.random.default_rng(0)
@@ -160,10 +166,14 @@ def cache_at_scale(n: int, weekly: int, sample: int) -> None:
               f"{get_s:.1f} s; peak RSS {peak_rss_gib():.2f} GiB "
               f"(the {vectors.nbytes / (1 << 30):.2f} GiB matrix of vectors included)")
     if rate:
-        print(f"engine: {rate:.1f} texts/s on {sample} real texts (e5-small-q4, "
-              f"{emb._threads()} threads); {n:,} texts once: {n / rate / 3600:.1f} h; "
-              f"a refresh adding {weekly:,}: {weekly / rate / 60:.1f} min of embedding "
-              f"+ {lookup_s + get_s:.0f} s of cache")
+        threads = emb._threads()
+        idle = threads / cpu  # texts/s if the engine's threads had the cores to themselves
+        print(f"engine: {rate:.1f} texts/s on {sample} real texts (e5-small-q4, {threads} "
+              f"threads, {cpu:.3f} CPU s a text: {idle:.1f} texts/s on {threads} idle cores); "
+              f"{n:,} texts once: {n / rate / 3600:.1f} h at this rate, "
+              f"{n / idle / 3600:.1f} h on idle cores; a refresh adding {weekly:,}: "
+              f"{weekly / rate / 60:.1f} min ({weekly / idle / 60:.1f} min on idle cores) "
+              f"of embedding + {lookup_s + get_s:.0f} s of cache")
 
 
 def main() -> None:
