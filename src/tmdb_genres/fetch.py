@@ -173,7 +173,7 @@ def _sorted_runs(rows: Iterable[Row], report: FetchReport, scratch: Callable[[],
 
 
 def _read_run(path: Path) -> Iterator[tuple[int, int, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8", newline="\n") as handle:  # lines end at \n only
         for text in handle:
             movie_id, arrival, line = text.split(" ", 2)
             yield int(movie_id), int(arrival), line
