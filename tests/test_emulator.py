@@ -183,6 +183,11 @@ def test_catalogue_serves_each_movie_as_given_and_keeps_few_selections(tmp_path)
             server, "discover/movie", page=page, sort_by="primary_release_date.asc").json()[
             "results"]]
         assert served == sorted(movies, key=lambda m: (m["release_date"], m["id"]))
+        server.selections.budget = 100
         for votes in range(40):  # 40 distinct queries: only the last few selections are kept
             get(server, "discover/movie", **{"vote_count.gte": votes})
-        assert len(server.selections._items) == server.selections.size < 40
+        assert 1 < len(server.selections) < 40 and server.selections.held() <= 100
+        get(server, "discover/movie")  # a selection over budget alone is kept alone
+        server.selections.budget = 10
+        get(server, "discover/movie", **{"vote_count.gte": 1})
+        assert len(server.selections) == 1 and server.selections.held() == 58

@@ -98,8 +98,8 @@ def _number(value: Any) -> float | None:
 class Catalogue:
     """The movies an emulator serves, held compactly: a few numpy columns (id, release date,
     language, popularity, votes) to filter and sort on, and each movie's JSON in an unlinked
-    temporary file, read back only for the 20 results of a page. A million movies take about
-    60 bytes each in memory, so the emulator stays small whatever the catalogue's size.
+    temporary file, read back only for the 20 results of a page. A movie takes about 60
+    bytes of memory (0.1 GiB for a million) instead of the kilobyte or so of a dict.
     """
 
     def __init__(self, movies: Iterable[Any]) -> None:
@@ -201,7 +201,7 @@ class Catalogue:
         chosen, rank, none = chosen[order], rank[order], none[order]
         change = np.ones(len(chosen), dtype=np.bool_)
         change[1:] = (rank[1:] != rank[:-1]) | (none[1:] != none[:-1])
-        return chosen, np.flatnonzero(change)
+        return chosen.astype(np.int32), np.flatnonzero(change).astype(np.int32)
 
     def hidden(self, fraction: float, seed: int) -> np.ndarray:
         """Which movies a server with ``hide_fraction`` never returns (a seeded id hash)."""
@@ -264,13 +264,22 @@ def as_catalogue(movies: Catalogue | list[dict[str, Any]]) -> Catalogue:
 
 
 class Selections:
-    """The last few filtered, sorted selections (paging one query stays cheap; memory stays
-    bounded however many queries a pull makes)."""
+    """The most recent filtered, sorted selections, up to ``budget`` movies in all (the
+    newest is always kept): paging one query stays cheap, and memory stays bounded however
+    many queries a pull makes and however large the catalogue."""
 
-    def __init__(self, size: int = 16) -> None:
-        self.size = size
+    def __init__(self, budget: int = 1_000_000) -> None:
+        self.budget = budget
         self._items: OrderedDict[tuple[Any, ...], Selection] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def held(self) -> int:
+        """Movies held in all kept selections."""
+        with self._lock:
+            return sum(len(chosen) for chosen, _ in self._items.values())
 
     def get(self, key: tuple[Any, ...], make: Callable[[], Selection]) -> Selection:
         """The selection of ``key``, computed by ``make`` when not kept."""
@@ -281,8 +290,9 @@ class Selections:
         selection = make()
         with self._lock:
             self._items[key] = selection
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            held = sum(len(chosen) for chosen, _ in self._items.values())
+            while held > self.budget and len(self._items) > 1:
+                held -= len(self._items.popitem(last=False)[1][0])
         return selection
 
 
