@@ -18,15 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed "
-                    "(pip install -e '.[serve]')")
-psutil = pytest.importorskip("psutil")
-
 from .conftest import ROOT
 from .serve_helpers import wait_until_up
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed "
+                    "(pip install -e '.[serve]')")
 
 MB = 1024 * 1024
 
@@ -214,7 +214,7 @@ def test_a_long_word_flood_leaves_rss_flat_and_health_answering(project: Path) -
         cpu = server.cpu_times()
         for batch in range(8):
             movies = [{"title": "", "overview": "".join(letters[(i * 7 + batch + k) % 26]
-                                                        for k in range(10_000))
+                                                        for k in range(9_990))
                        + f"{batch}x{i}"} for i in range(250)]
             for explain in ("predicted", "none"):
                 done = requests.post(f"{url}/predict?explain={explain}",
