@@ -253,3 +253,11 @@ def test_long_single_movies_leave_the_event_loop(project: Path) -> None:
                 thread.join(timeout=60)
         p50 = times[len(times) // 2]
         assert p50 < 0.100, f"/health p50 {p50 * 1000:.0f} ms beside 4 long-movie clients"
+
+
+def test_a_limit_out_of_range_is_a_one_line_error(project: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "tmdb_genres", "serve", "--port", "0",
+                           "--max-body-bytes", "0"], cwd=project, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--max-body-bytes must be positive, got 0" in done.stderr
