@@ -267,24 +267,20 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
         body = await anyio.to_thread.run_sync(work, limiter=limiter)
         return Response(body, media_type="application/json")
 
-    get_or_head = {"methods": ["GET", "HEAD"]}
-
-    @app.api_route("/genres", response_model=Genres, summary="Genres, thresholds and test F1",
-                   **get_or_head)
+    @app.get("/genres", response_model=Genres, summary="Genres, thresholds and test F1")
     async def get_genres() -> Response:
         return json_response(genres)
 
-    @app.api_route("/health", response_model=Health, summary="The model being served",
-                   **get_or_head)
+    @app.get("/health", response_model=Health, summary="The model being served")
     async def get_health() -> Response:
         return json_response(health)
 
-    @app.api_route("/", include_in_schema=False, **get_or_head)
+    @app.get("/", include_in_schema=False)
     async def page() -> Response:
         content, media_type = files["index.html"]
         return Response(content, media_type=media_type)
 
-    @app.api_route("/static/{name}", include_in_schema=False, **get_or_head)
+    @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
         if name not in files:
             return JSONResponse({"detail": f"no file {name!r}"}, status_code=404)
@@ -292,4 +288,9 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
         return Response(content, media_type=media_type,
                         headers={"Cache-Control": "no-cache"})
 
+    for route in list(app.router.routes):  # HEAD wherever GET works (the server sends no body)
+        methods = getattr(route, "methods", None) or set()
+        if "GET" in methods and "HEAD" not in methods:
+            app.add_api_route(route.path, route.endpoint, methods=["HEAD"],
+                              include_in_schema=False)
     return app
