@@ -90,3 +90,24 @@ def test_a_stage_stops_when_dvc_is_killed(tmp_path: Path) -> None:
     time.sleep(5)
     assert not (repo / "models" / "model.joblib").exists()  # nothing written after its death
     assert not [p for p in (repo / "models").glob(".*.tmp")]
+
+
+def test_a_sigtermed_predict_leaves_no_temporary(toy_project: Path, tmp_path: Path) -> None:
+    """Before: a SIGTERM'd `predict` left its hidden .tmp output (192 MB) behind."""
+    source = tmp_path / "many.jsonl"
+    line = '{"title": "Boo", "overview": "A ghost and a demon scream in a haunted house."}\n'
+    source.write_text(line * 400_000, encoding="utf-8")
+    out = tmp_path / "out" / "predictions.jsonl"
+    out.parent.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "tmdb_genres", "predict", str(source),
+                                "-o", str(out), "--models", str(toy_project / "models")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not [p for p in out.parent.glob(".*.tmp") if p.stat().st_size > 0]:
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert process.stderr.read() == ("tmdb-genres predict: interrupted; no output was "
+                                     "replaced\n")
+    assert list(out.parent.iterdir()) == []

@@ -82,12 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .io import remove_temps_on_signals
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    previous = {}
     if argv and argv[0] in STAGES:  # first: the parent may die while this one starts up
-        remove_temps_on_signals()
+        previous = remove_temps_on_signals()
         stop_with_parent()
     args = build_parser().parse_args(argv)
-    if args.command != "serve":  # the server stops on its own signals, with nothing to remove
-        remove_temps_on_signals()
+    if args.command != "serve" and not previous:  # the server stops on its own signals
+        previous = remove_temps_on_signals()
     try:
         args.run(args)
     except TmdbGenresError as exc:
@@ -96,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"tmdb-genres {args.command}: interrupted; no output was replaced", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
+    finally:  # as they were (main() may run inside another program, e.g. the tests)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 

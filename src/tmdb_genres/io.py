@@ -39,20 +39,24 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def remove_temps_on_signals() -> None:
+def remove_temps_on_signals() -> dict[int, Any]:
     """On SIGTERM or SIGINT, remove every temporary this process is writing, then raise
     :class:`Interrupted` (a ``KeyboardInterrupt``), so nothing half-written stays behind.
 
-    Call it from the main thread (Python runs signal handlers there).
+    Returns the handlers it replaced (to put back with ``signal.signal``). Python runs
+    signal handlers in the main thread only: called from another thread, it changes nothing.
     """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
 
     def handle(signum: int, frame: Any) -> None:
         for path in list(_LIVE_TEMPS):
             _remove(path)
         raise Interrupted(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handle)
+    return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _chmod_default(path: Path, directory: bool = False) -> None:
