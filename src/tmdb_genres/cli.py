@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except TmdbGenresError as exc:
         print(f"tmdb-genres {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt as exc:
         print(f"tmdb-genres {args.command}: interrupted; no output was replaced", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)

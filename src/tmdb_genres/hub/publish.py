@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..errors import TmdbGenresError
+from ..errors import RemoteError, TmdbGenresError
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,13 @@ def published_card(api: Any, repo_id: str) -> tuple[bool, float | None, str]:
     return True, card_micro_f1(text), card_model_kind(text)
 
 
-def _unreadable_card(exc: BaseException, repo_id: str) -> TmdbGenresError:
-    """The one-line error for a card that could not be read (nothing is uploaded)."""
+def _unreadable_card(exc: BaseException, repo_id: str) -> RemoteError:
+    """The one-line error for a card that could not be read: publishing fails closed (exit 1,
+    nothing uploaded), whatever the Hub answered short of a real 404."""
     from .remote import hub_error
 
     error = hub_error(exc, repo_id, "read the card of")
-    return TmdbGenresError(f"{error.problem}; nothing uploaded (the published test micro-F1 "
+    return RemoteError(f"{error.problem}; nothing uploaded (the published test micro-F1 "
                            "is unknown)", f"{error.remedy}; --force publishes without the "
                            "comparison")
 
