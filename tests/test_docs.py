@@ -44,6 +44,7 @@ def test_the_cli_reference_is_every_commands_help_users_commands_first() -> None
     for name, command in sub.choices.items():  # no reST double backticks or roles in --help
         assert "``" not in command.format_help() and ":func:" not in command.format_help(), name
     assert reference.count("example:") == len(cli.COMMANDS)
+    assert max(len(line) for line in reference.splitlines()) <= 100  # fits a terminal
 
 
 def test_help_names_the_defaults() -> None:

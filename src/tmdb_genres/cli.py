@@ -77,8 +77,8 @@ def _plain(doc: str | None) -> str:
 
 def _epilog(name: str, example: str) -> str:
     """The example (and, for a stage, where it is run from) shown under a command's options."""
-    note = ("\n\nA pipeline stage: `dvc repro` runs it with the arguments in dvc.yaml; run it "
-            "by hand only from the project root." if name in _STAGES else "")
+    note = ("\n\nA pipeline stage: `dvc repro` runs it with the arguments in dvc.yaml;\n"
+            "run it by hand only from the project root." if name in _STAGES else "")
     return f"example:\n  {example}{note}"
 
 
