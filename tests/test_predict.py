@@ -74,12 +74,12 @@ def test_predict_text(toy_project: Path, capsys):
         (["predict", "--text", "  "], "--text is empty"),
         (["predict", "missing.jsonl"], "input 'missing.jsonl' not found"),
         (["predict", "bad.jsonl"], "bad.jsonl:2 is not valid JSON"),
-        (["predict", "x.txt"], "cannot tell the format"),
+        (["predict", "x.dat"], "cannot tell the format"),
     ],
 )
 def test_predict_errors_are_one_line(toy_project: Path, args, message):
     (toy_project / "bad.jsonl").write_text('{"title": "ok"}\n{oops\n', encoding="utf-8")
-    (toy_project / "x.txt").write_text("hi", encoding="utf-8")
+    (toy_project / "x.dat").write_text("hi", encoding="utf-8")
     result = run([*args, "--models", str(toy_project / "models")], toy_project)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
