@@ -259,7 +259,8 @@ def csv_columns(header: list[str], name: str,
     if "overview" not in columns:
         raise TmdbGenresError(
             f"{name} has no overview column (columns found: {found})",
-            f"name the column of overviews {' or '.join(COLUMNS['overview'])} in the header")
+            f"name the overviews' column {COLUMNS['overview'][0]!r} in the header (or "
+            f"{', '.join(COLUMNS['overview'][1:])})")
     if "title" not in columns:
         notify(f"{name} has no title column (columns found: {found}): predicting from the "
                "overviews alone")
