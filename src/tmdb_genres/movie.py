@@ -34,6 +34,8 @@ SEPARATOR = " . "  # between the parts of the model text
 # C0 controls but tab, newline and carriage return; DEL; C1 controls
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNFIT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")  # either
+_WORD = re.compile(r"[^\W_]")  # a letter or a digit
 _SCALARS = (str, int, float, bool)
 
 
@@ -119,6 +121,8 @@ def _check_text(value: Any, key: str, where: str) -> str:
                            f"{CAPS[key]:,}",
                            f"send a shorter text (title up to {MAX_TITLE:,}, overview up to "
                            f"{MAX_OVERVIEW:,} characters)", too_long=True)
+    if not _UNFIT.search(value):
+        return value
     bad = _SURROGATE.search(value)
     if bad:
         raise InvalidMovie(f"{name} has a lone surrogate U+{ord(bad.group()):04X} at character "
@@ -164,7 +168,7 @@ def validate_movie(record: Any, *, where: str = "", strict: bool = False) -> Mov
     if not title.strip() and not overview.strip():
         raise InvalidMovie(f"{label} has an empty title and overview: nothing to classify",
                            "give a title or an overview")
-    if not any(c.isalnum() for c in title) and not any(c.isalnum() for c in overview):
+    if not _WORD.search(overview) and not _WORD.search(title):
         raise InvalidMovie(f"{label} has no words in its title or overview: nothing to "
                            "classify", "give a title or an overview with words in it")
     metadata = {key: record[key] for key in METADATA_FIELDS
