@@ -66,6 +66,7 @@ class Reference:
     def __init__(self, project: Path, kind: str) -> None:
         scores = project / ("data/scores" if kind == "fast" else "accurate/data/scores")
         saved = load_joblib(scores / "test.joblib")
+        self.root = project
         self.model = load(project, kind)
         assert list(saved["genres"]) == self.model.genres
         raw = {m["id"]: m for m in read_jsonl(project / "data/raw/movies.jsonl")}
@@ -165,3 +166,35 @@ def test_the_published_folder_scores_as_evaluate(reference: Reference, project: 
     p = model.probabilities([model.text(m["title"], m["overview"]) for m in reference.movies])
     assert np.array_equal(p, reference.p)  # bit for bit
     assert model.decide(p) == reference.genres
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """The fast model trained on a third of the real data (skips without ../shared): real
+    overviews end in periods, ellipses, quotes and white space."""
+    from .conftest import require_shared_movies
+    from .serve_helpers import train_sample_project
+
+    root = train_sample_project(tmp_path_factory.mktemp("real"), require_shared_movies())
+    return Reference(root, "fast")
+
+
+def test_on_real_movies_predict_and_the_service_score_as_evaluate(real: Reference,
+                                                                  tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from .serve_helpers import app_server
+
+    source, out = tmp_path / "test.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps(m) + "\n" for m in real.movies), encoding="utf-8")
+    models = str(Path(real.root) / "models")
+    assert main(["predict", str(source), "-o", str(out), "--models", models]) == 0
+    answers = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    real.check([a["scores"] for a in answers], [a["genres"] for a in answers], "predict FILE")
+    with app_server(real.model, model_info(real.root)) as url:
+        single = [requests.post(f"{url}/predict?explain=none", json=m, timeout=60).json()
+                  for m in real.movies]
+        batch = requests.post(f"{url}/predict", json={"movies": real.movies},
+                              timeout=120).json()["movies"]
+    for who, got in (("service, one movie", single), ("service, batch", batch)):
+        real.check([a["probabilities"] for a in got],
+                   [[g["genre"] for g in a["genres"]] for a in got], who)

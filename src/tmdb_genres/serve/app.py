@@ -164,9 +164,6 @@ def validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, st
                      f"{MAX_BATCH:,} — split it into requests of at most {MAX_BATCH:,}")
     if isinstance(ctx.get("error"), InvalidMovie):
         return (413 if ctx["error"].too_long else 422), str(ctx["error"])
-    if kind == "value_error":
-        return 422, (f"{where or 'the movie'}: {ctx.get('error', error['msg'])!s} — send a "
-                     "title or an overview")
     if kind == "extra_forbidden":
         return 422, (f"unknown field {where!r} — a movie has title, overview and an optional "
                      "id; a batch is {\"movies\": [...]}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..movie import MAX_OVERVIEW, MAX_TITLE, validate_movie
+from ..movie import MAX_OVERVIEW, MAX_TITLE, METADATA_FIELDS, validate_movie
 from ..movie import Movie as ValidMovie
 
 MAX_BATCH = 1_000  # movies a request
@@ -33,14 +34,18 @@ class Movie(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _is_a_movie(cls, data: Any) -> Any:
-        # InvalidMovie is a ValueError: pydantic reports it, app.validation_message words it
+        # the one rule; InvalidMovie is a ValueError: pydantic reports it, and
+        # app.validation_message words it
         movie = validate_movie(data, strict=True)
         return {"id": movie.id, "title": movie.title, "overview": movie.overview,
                 **movie.metadata}
 
     def movie(self) -> ValidMovie:
-        """The validated movie this request holds."""
-        return validate_movie(self.model_dump(exclude_none=True))
+        """The validated movie this request holds (checked by the rule on the way in)."""
+        metadata = {key: value for key in METADATA_FIELDS
+                    if (value := getattr(self, key)) is not None}
+        return ValidMovie(title=self.title, overview=self.overview, id=self.id,
+                          metadata=MappingProxyType(metadata))
 
 
 class Batch(BaseModel):
