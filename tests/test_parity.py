@@ -51,23 +51,24 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accurate_model, "load_encoder", lambda engine: WordEncoder())
 
 
-def load(project: Path, kind: str) -> GenreModel | AccurateModel:
+def load(project: Path, kind: str, encoder: Any = WordEncoder) -> GenreModel | AccurateModel:
+    """The ``fast`` or ``accurate`` model of ``project`` (``encoder=None``: the real engine)."""
     if kind == "fast":
         return GenreModel.load(project / "models/vectorizer.joblib",
                                project / "models/model.joblib",
                                project / "models/thresholds.json")
     return AccurateModel.load(project / "models", project / "accurate/models",
-                              encoder=WordEncoder())
+                              encoder=encoder() if encoder else None)
 
 
 class Reference:
     """The evaluate stage's test scores of one model, and the raw test movies."""
 
-    def __init__(self, project: Path, kind: str) -> None:
+    def __init__(self, project: Path, kind: str, encoder: Any = WordEncoder) -> None:
         scores = project / ("data/scores" if kind == "fast" else "accurate/data/scores")
         saved = load_joblib(scores / "test.joblib")
         self.root = project
-        self.model = load(project, kind)
+        self.model = load(project, kind, encoder)
         assert list(saved["genres"]) == self.model.genres
         raw = {m["id"]: m for m in read_jsonl(project / "data/raw/movies.jsonl")}
         self.movies = [{"id": int(i), "title": raw[int(i)]["title"],
