@@ -191,3 +191,16 @@ def test_catalogue_serves_each_movie_as_given_and_keeps_few_selections(tmp_path)
         server.selections.budget = 10
         get(server, "discover/movie", **{"vote_count.gte": 1})
         assert len(server.selections) == 1 and server.selections.held() == 58
+
+
+def test_start_hint_names_both_fetch_keys_the_live_path_needs():
+    import re
+    from pathlib import Path
+
+    hint = emulator.start_hint("http://127.0.0.1:8765/3", TOKEN, 3)
+    assert "export TMDB_API_BASE=http://127.0.0.1:8765/3" in hint
+    assert f"export TMDB_API_TOKEN={TOKEN}" in hint
+    assert "fetch.source: tmdb" in hint
+    watch = re.search(r"fetch\.watch: (\S+?),", hint)
+    assert watch, hint  # without fetch.watch, `dvc repro` rejects fetch.source: tmdb
+    assert (Path(__file__).parents[1] / watch.group(1)).is_file()
