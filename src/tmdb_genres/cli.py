@@ -49,6 +49,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "refresh": ("ci.refresh",
                 "CI: pull a newer TMDB snapshot, retrain, open one PR with the metric and drift "
                 "report", "tmdb-genres refresh --release-date-lte 2022-12-31 --dry-run"),
+    "synth": ("sources.synthetic",
+              "make a reproducible synthetic catalogue from real movies (scale benchmarks)",
+              "tmdb-genres synth --movies 120000 --out /tmp/movies-120k.jsonl.gz"),
     "emulator": ("sources.emulator",
                  "serve a snapshot as a loopback TMDB API (with optional faults)",
                  "tmdb-genres emulator --port 8765"),
