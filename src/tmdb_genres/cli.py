@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "featurize": ("featurize", "stage 3: fit TF-IDF on train, transform every split"),
     "train": ("train", "stage 4: one-vs-rest linear SVM, calibrated on validation"),
     "evaluate": ("evaluate", "stage 5: apply thresholds, write metrics, plots, thresholds"),
+    "crossval": ("crossval", "stage: k-fold cross-validation, with and without metadata"),
     "embed": ("accurate.embed", "accurate model: embed every split's texts (text-hash cache)"),
     "head": ("accurate.head", "accurate model: per-genre head on embeddings, calibrated"),
     "ensemble": ("accurate.ensemble",

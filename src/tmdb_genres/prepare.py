@@ -19,6 +19,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
 from .io import atomic_dir, read_jsonl, write_json, write_jsonl
+from .metadata import METADATA_FIELDS
 from .params import PrepareParams, load_params
 
 
@@ -100,6 +101,8 @@ def clean(
                 "title": title,
                 "text": model_text(title, overview, params.text_fields, params.title_repeat),
                 "genres": sorted(genres),
+                # the raw fields, as the snapshot has them (featurize encodes them leniently)
+                "metadata": {name: movie[name] for name in METADATA_FIELDS if name in movie},
             }
         )
     counts = {

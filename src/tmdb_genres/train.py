@@ -2,7 +2,8 @@
 
 Each genre's LinearSVC is fitted on the training split; a Platt sigmoid maps its margins to
 probabilities, fitted on validation margins only (test is never seen). The stage saves the
-weights and the calibrated validation and test scores, so evaluation never retrains.
+weights and the calibrated validation and test scores (test also with its metadata removed,
+when the model has any), so evaluation never retrains.
 """
 
 from __future__ import annotations
@@ -78,15 +79,16 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
     )
     with atomic_dir(scores_dir) as tmp:
         for name, split in (("validation", validation), ("test", test)):
-            dump_joblib(
-                paths.split_file(tmp, name, ".joblib"),
-                {
-                    "ids": split["ids"],
-                    "Y": split["Y"],
-                    "P": calibrated(scores[name], platt_a, platt_b),
-                    "genres": genres,
-                },
-            )
+            saved = {
+                "ids": split["ids"],
+                "Y": split["Y"],
+                "P": calibrated(scores[name], platt_a, platt_b),
+                "genres": genres,
+            }
+            if "X_no_metadata" in split:  # test with every metadata field removed
+                saved["P_no_metadata"] = calibrated(
+                    margins(split["X_no_metadata"], coef.T, intercept), platt_a, platt_b)
+            dump_joblib(paths.split_file(tmp, name, ".joblib"), saved)
     return {"genres": len(genres), "features": coef.shape[1], "rows": train_split["X"].shape[0]}
 
 
