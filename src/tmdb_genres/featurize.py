@@ -27,9 +27,9 @@ from .vectorize import CharNgrams, TfidfBlock, Vectorizer, WordNgrams
 
 
 def fit_vectorizer(params: FeaturizeParams, texts: list[str],
-                   metadata: Sequence[Mapping[str, Any] | None] = ()) -> Vectorizer:
-    """Fit the TF-IDF blocks on the training texts, and the metadata encoder (when
-    ``featurize.metadata.features`` names any) on the training movies' ``metadata``.
+                   metadata: Sequence[Mapping[str, Any] | None] | None = None) -> Vectorizer:
+    """Fit the TF-IDF blocks on the training texts, and the metadata encoder on the training
+    movies' ``metadata`` (when given and ``featurize.metadata.features`` names any).
 
     Word n-grams, then (when enabled) character n-grams within word boundaries; each block
     is L2-normalised on its own; the metadata block comes last.
@@ -41,8 +41,8 @@ def fit_vectorizer(params: FeaturizeParams, texts: list[str],
         blocks.append(TfidfBlock.fit("char", CharNgrams.fit(
             texts, params.char_ngram_min, params.char_ngram_max, params.char_min_df,
             params.char_max_features), texts, params.sublinear_tf))
-    encoder = (MetadataEncoder.fit(params.metadata, metadata) if params.metadata.features
-               else None)
+    encoder = (MetadataEncoder.fit(params.metadata, metadata)
+               if metadata is not None and params.metadata.features else None)
     return Vectorizer(tuple(blocks), encoder)
 
 

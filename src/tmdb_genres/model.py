@@ -20,7 +20,7 @@ from .io import load_joblib, read_json
 from .numeric import settle
 from .vectorize import SingleText, Sources, Vectorizer
 
-MODEL_FORMAT = 3  # of models/vectorizer.joblib and models/model.joblib
+MODEL_FORMAT = 2  # of models/vectorizer.joblib and models/model.joblib
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
