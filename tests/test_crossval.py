@@ -74,3 +74,17 @@ def test_a_folds_test_and_validation_movies_never_reach_its_vectorizer(
         held_out = {row["text"] for row in movies
                     if cv.fold_of(row["id"], 3, params.crossval.salt) in (fold, (fold + 1) % 3)}
         assert fitted[-1] and not fitted[-1] & held_out
+
+
+def test_each_fold_picks_the_global_threshold_with_the_best_validation_micro_f1():
+    import numpy as np
+
+    from tmdb_genres.evaluate import GRID, best_global_threshold, multilabel_metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.random((300, 5)) < 0.3
+    p = np.clip(y * 0.35 + rng.random((300, 5)) * 0.6, 0, 1)
+    f1 = [multilabel_metrics(y, p >= t, list("abcde"))["micro_f1"] for t in GRID]
+    best = best_global_threshold(y, p)
+    assert best in GRID and f1[list(GRID).index(best)] == max(f1)
+    assert GRID[0] < best < GRID[-1]  # an interior optimum, not a boundary default

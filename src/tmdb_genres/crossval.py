@@ -5,12 +5,17 @@ alone, more than most changes worth making. Here every prepared movie (all three
 in one of ``crossval.folds`` folds by a hash of its id; fold k is the test once, fold k+1 its
 validation, the rest its training movies. Each fold runs the main stages' own steps
 (:func:`featurize.fit_vectorizer` and :func:`featurize.features` on training movies only,
-:func:`train.fit_genre`, :func:`model.fit_platt` and the thresholds of
-:func:`evaluate.scores_at_thresholds` on validation) for three variants:
+:func:`train.fit_genre`, then :func:`model.fit_platt` and one global threshold, the best
+micro-F1 of :func:`evaluate.best_global_threshold`, on validation) for three variants:
 
 - ``metadata``: the committed model, tested with each movie's metadata;
 - ``metadata_removed``: the same model, tested with every metadata field removed;
 - ``text``: the same params with the metadata block off (TF-IDF only).
+
+Each fold chooses its own global threshold on its own validation fold (every movie gives
+at least one genre), as the committed ``evaluate.threshold`` was chosen on the fixed
+validation split: the committed value saw movies that are test folds here, and the stage
+does not rerun on a threshold edit, which stays an evaluate-only change.
 
 The stage writes each variant's per-fold, mean and standard deviation of test micro- and
 macro-F1 and the per-fold gain of metadata over text to ``metrics/crossval.json``, and the
@@ -32,13 +37,13 @@ import numpy as np
 
 from . import paths
 from .errors import TmdbGenresError
-from .evaluate import HEADLINE, scores_at_thresholds
+from .evaluate import HEADLINE, best_global_threshold, scores_at_thresholds
 from .featurize import features, fit_vectorizer, label_matrix, read_prepared_splits
 from .genres import genre_names
 from .io import write_json
 from .model import calibrated, fit_platt, margins
 from .numeric import settle
-from .params import Params, load_params
+from .params import EvaluateParams, Params, load_params
 
 VARIANTS = ("metadata", "metadata_removed", "text")
 FIGURES = tuple(f"{average}_{name}" for average in ("micro", "macro") for name in HEADLINE)
@@ -70,8 +75,12 @@ def _fit_and_score(params: Params, vectorizer: Any, train: list[dict[str, Any]],
     scored = {"validation": {"Y": y_val, "P": calibrated(m_val, a, b)}}
     for name, (x_test, y_test) in tests.items():
         scored[name] = {"Y": y_test, "P": calibrated(margins(x_test, coef.T, intercept), a, b)}
-    _, _, metrics = scores_at_thresholds(params.evaluate, genres, scored["validation"], scored)
-    return {name: metrics[name] for name in tests}
+    decide = EvaluateParams(
+        mode="fixed", threshold=best_global_threshold(y_val, scored["validation"]["P"]),
+        per_genre={}, tuned_min_positives=1, at_least_one=True, bootstrap_rounds=0,
+        bootstrap_seed=0)
+    _, _, metrics = scores_at_thresholds(decide, genres, scored["validation"], scored)
+    return {name: {**metrics[name], "threshold": decide.threshold} for name in tests}
 
 
 def run_fold(params: Params, movies: list[dict[str, Any]], fold: int) -> dict[str, Any]:
@@ -105,7 +114,8 @@ def run_fold(params: Params, movies: list[dict[str, Any]], fold: int) -> dict[st
         {"text": (features(text_only, params.featurize, test), y_test)}, genres))
     return {"fold": fold, "rows": {"train": len(train), "validation": len(validation),
                                    "test": len(test)},
-            **{name: {k: results[name][k] for k in FIGURES} for name in results}}
+            **{name: {k: results[name][k] for k in (*FIGURES, "threshold")}
+               for name in results}}
 
 
 def _summary(values: list[float]) -> dict[str, float]:

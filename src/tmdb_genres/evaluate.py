@@ -51,6 +51,18 @@ def tune_threshold(y: np.ndarray, p: np.ndarray, fallback: float) -> float:
     return float(GRID[best[np.argmin(np.abs(GRID[best] - fallback))]])
 
 
+def best_global_threshold(y: np.ndarray, p: np.ndarray, grid: np.ndarray = GRID) -> float:
+    """The grid threshold with the best micro-F1 when every genre uses it (the lowest of
+    ties): how the committed global threshold is chosen on the validation curve."""
+    truth = y.astype(bool)
+    scores = []
+    for t in grid:
+        predicted = p >= t
+        tp = float((predicted & truth).sum())
+        scores.append(_ratio(2 * tp, float(predicted.sum()) + float(truth.sum())))
+    return float(grid[int(np.argmax(scores))])
+
+
 def choose_thresholds(
     params: EvaluateParams, genres: list[str], y_val: np.ndarray, p_val: np.ndarray
 ) -> dict[str, float]:
