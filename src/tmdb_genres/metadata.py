@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .numeric import settle
+from .params import METADATA_FEATURES
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -44,10 +45,9 @@ if TYPE_CHECKING:
 # The raw fields a movie may carry besides its title and overview (TMDB's names).
 METADATA_FIELDS = ("original_language", "release_date", "vote_count", "popularity",
                    "vote_average")
-# The encoded features and the raw field each reads.
-FEATURES = {"language": "original_language", "decade": "release_date",
-            "vote_count": "vote_count", "popularity": "popularity",
-            "vote_average": "vote_average"}
+# The encoded features (params.METADATA_FEATURES) and the raw field each reads.
+FEATURES = dict(zip(METADATA_FEATURES, ("original_language", "release_date", "vote_count",
+                                        "popularity", "vote_average"), strict=True))
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 MIN_YEAR, MAX_YEAR = 1850, 2100  # a year outside is taken as malformed

@@ -16,6 +16,9 @@ from typing import Any
 from .errors import TmdbGenresError
 from .genres import GENRE_IDS
 
+# The metadata features featurize can encode (see metadata.py for what each reads).
+METADATA_FEATURES = ("language", "decade", "vote_count", "popularity", "vote_average")
+
 
 class ParamsError(TmdbGenresError):
     """A missing, unreadable or invalid ``params.yaml`` value."""
@@ -377,13 +380,11 @@ def _featurize(s: _Section) -> FeaturizeParams:
 
 
 def _metadata(s: _Section) -> MetadataParams:
-    from .metadata import FEATURES
-
     features = s.get("features")
-    if not isinstance(features, list) or not all(f in FEATURES for f in features) or len(
-            set(features)) != len(features):
-        raise s._fail("features", f"a list of distinct names from {', '.join(FEATURES)}",
-                      features)
+    known = METADATA_FEATURES
+    if (not isinstance(features, list) or not all(f in known for f in features)
+            or len(set(features)) != len(features)):
+        raise s._fail("features", f"a list of distinct names from {', '.join(known)}", features)
     params = MetadataParams(
         features=tuple(features),
         weight=s.number("weight", 0.0, 100.0, open_low=True),
