@@ -197,3 +197,20 @@ def test_bootstrap_noise_is_seeded_and_matches_a_plain_resampling_loop():
     assert noise["micro_f1_band"] == pytest.approx(1.96 * noise["micro_f1_sd"], rel=0.2)
     assert noise["macro_f1_sd"] > 0
     assert set(bootstrap_noise(y, decisions, 0, seed=0).values()) == {0.0}
+
+
+def test_a_text_only_model_writes_the_same_figures_without_metadata(tmp_path: Path,
+                                                                     params_data):
+    """`features: []` turns the block off; the no-metadata figures (declared DVC metrics)
+    are still written, and equal the text-only model's own."""
+    from .conftest import run_toy_pipeline
+
+    params_data["featurize"]["metadata"]["features"] = []
+    root = run_toy_pipeline(tmp_path, params_data, n=200)
+    assert _model(root).vectorizer.metadata is None
+    scores = load_joblib(root / "data/scores/test.joblib")
+    assert np.array_equal(scores["P"], scores["P_no_metadata"])
+    headline = root / "metrics/headline"
+    for average in ("micro", "macro"):
+        assert ((headline / f"test_no_metadata_{average}.json").read_bytes()
+                == (headline / f"test_{average}.json").read_bytes())

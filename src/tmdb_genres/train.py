@@ -85,9 +85,11 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
                 "P": calibrated(scores[name], platt_a, platt_b),
                 "genres": genres,
             }
-            if "X_no_metadata" in split:  # test with every metadata field removed
+            if name == "test":  # with every metadata field removed (a text-only model's
+                # test matrix is already that)
                 saved["P_no_metadata"] = calibrated(
-                    margins(split["X_no_metadata"], coef.T, intercept), platt_a, platt_b)
+                    margins(split.get("X_no_metadata", split["X"]), coef.T, intercept),
+                    platt_a, platt_b)
             dump_joblib(paths.split_file(tmp, name, ".joblib"), saved)
     return {"genres": len(genres), "features": coef.shape[1], "rows": train_split["X"].shape[0]}
 
