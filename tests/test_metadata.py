@@ -214,3 +214,19 @@ def test_a_text_only_model_writes_the_same_figures_without_metadata(tmp_path: Pa
     for average in ("micro", "macro"):
         assert ((headline / f"test_no_metadata_{average}.json").read_bytes()
                 == (headline / f"test_{average}.json").read_bytes())
+
+
+def test_calibration_is_fitted_on_validation_with_and_without_its_metadata(
+        toy_project: Path):
+    from tmdb_genres.model import margins
+    from tmdb_genres.train import fit_calibration
+
+    model = _model(toy_project)
+    validation = load_split(toy_project / "data/features", "validation")
+    coef_t = np.asarray(model.coef).T
+    with_metadata = margins(validation["X"], coef_t, model.intercept)
+    removed = margins(validation["X_no_metadata"], coef_t, model.intercept)
+    a, b = fit_calibration(with_metadata, validation["Y"], removed)
+    assert np.array_equal(model.platt_a, a) and np.array_equal(model.platt_b, b)
+    a_only, _ = fit_calibration(with_metadata, validation["Y"])
+    assert not np.array_equal(a, a_only)  # the removed copy does count

@@ -5,8 +5,8 @@ alone, more than most changes worth making. Here every prepared movie (all three
 in one of ``crossval.folds`` folds by a hash of its id; fold k is the test once, fold k+1 its
 validation, the rest its training movies. Each fold runs the main stages' own steps
 (:func:`featurize.fit_vectorizer` and :func:`featurize.features` on training movies only,
-:func:`train.fit_genre`, then :func:`model.fit_platt` and one global threshold, the best
-micro-F1 of :func:`evaluate.best_global_threshold`, on validation) for three variants:
+:func:`train.fit_genre`, then :func:`train.fit_calibration` and one global threshold, the
+best micro-F1 of :func:`evaluate.best_global_threshold`, on validation) for three variants:
 
 - ``metadata``: the committed model, tested with each movie's metadata;
 - ``metadata_removed``: the same model, tested with every metadata field removed;
@@ -41,7 +41,7 @@ from .evaluate import HEADLINE, best_global_threshold, scores_at_thresholds
 from .featurize import features, fit_vectorizer, label_matrix, read_prepared_splits
 from .genres import genre_names
 from .io import write_json
-from .model import calibrated, fit_platt, margins
+from .model import calibrated, margins
 from .numeric import settle
 from .params import EvaluateParams, Params, load_params
 
@@ -60,7 +60,7 @@ def _fit_and_score(params: Params, vectorizer: Any, train: list[dict[str, Any]],
                    genres: list[str]) -> dict[str, dict[str, Any]]:
     """Fit the SVMs on ``train``, calibrate and choose thresholds on ``validation``, and
     return the metrics of every test matrix in ``tests`` (name -> (X, Y))."""
-    from .train import fit_genre
+    from .train import fit_calibration, fit_genre
 
     x = features(vectorizer, params.featurize, train, training=True)
     y = label_matrix(train, genres)
@@ -70,8 +70,11 @@ def _fit_and_score(params: Params, vectorizer: Any, train: list[dict[str, Any]],
         coef[j], intercept[j] = fit_genre(x, y[:, j], params.train)
     y_val = label_matrix(validation, genres)
     m_val = margins(features(vectorizer, params.featurize, validation), coef.T, intercept)
-    platt = [fit_platt(m_val[:, j], y_val[:, j]) for j in range(len(genres))]
-    a, b = np.array([p[0] for p in platt]), np.array([p[1] for p in platt])
+    removed = None
+    if vectorizer.metadata is not None:
+        removed = margins(features(vectorizer, params.featurize, validation,
+                                   with_metadata=False), coef.T, intercept)
+    a, b = fit_calibration(m_val, y_val, removed)
     scored = {"validation": {"Y": y_val, "P": calibrated(m_val, a, b)}}
     for name, (x_test, y_test) in tests.items():
         scored[name] = {"Y": y_test, "P": calibrated(margins(x_test, coef.T, intercept), a, b)}

@@ -4,7 +4,7 @@ Word n-grams (with optional English stop words) and character n-grams within wor
 boundaries are weighted separately and concatenated; the metadata block (release decade,
 language, vote-count band, ...; see :mod:`metadata`), fitted on the training movies only,
 comes last. The fitted vectoriser is saved for prediction; each split's matrix, label matrix
-and ids are saved under ``data/features`` (test also without its metadata).
+and ids are saved under ``data/features`` (validation and test also without their metadata).
 """
 
 from __future__ import annotations
@@ -113,9 +113,9 @@ def featurize(
                 "Y": label_matrix(rows, genres),
                 "genres": genres,
             }
-            if name == "test" and vectorizer.metadata is not None:
+            if name != "train" and vectorizer.metadata is not None:
                 # the same movies with every metadata field removed: what text-only callers
-                # get (train scores it, evaluate reports it)
+                # get (train calibrates on validation's too; evaluate reports test's)
                 split["X_no_metadata"] = features(vectorizer, params, rows,
                                                   with_metadata=False)
             dump_joblib(paths.split_file(tmp, name, ".joblib"), split)
