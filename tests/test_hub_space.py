@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -110,7 +111,7 @@ def test_the_space_start_command_serves_the_page_over_a_published_folder(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(CLIENT_ENV, HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"),
-               MODEL_REPO=REPO, PORT=str(port),
+               MODEL_REPO=REPO, PORT=str(port), SERVE_OPTIONS="--max-body-bytes 5000",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     log = open(tmp_path / "space.log", "w+")  # noqa: SIM115 - read after the process ends
     process = subprocess.Popen(command, cwd=tmp_path / "space", env=env, stdout=log,
@@ -134,6 +135,10 @@ def test_the_space_start_command_serves_the_page_over_a_published_folder(
         answer = json.loads(body)
         assert "Horror" in json.dumps(answer)
         assert ("GET", f"/api/models/{REPO}/revision/main") in hub.requests  # from the Hub
+        # the service's limits, set through the Space's SERVE_OPTIONS variable
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(base + "/predict", {"title": "Long", "overview": "word " * 1500})
+        assert refused.value.code == 413 and b"over the cap of 5,000" in refused.value.read()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +38,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "report"),
 }
 
+# what `dvc repro` runs: each stops when its parent (dvc) dies, instead of writing its outputs
+# later under PID 1
+STAGES = frozenset({"fetch", "prepare", "featurize", "train", "evaluate", "embed", "head",
+                    "ensemble"})
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies
+
+
+def stop_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux; elsewhere a
+    no-op). A parent already gone (adopted by init) stops it now."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()  # (one that died while Python started up is not seen)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand's options."""
@@ -56,15 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tmdb-genres`` console script."""
+    from .io import remove_temps_on_signals
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    previous = {}
+    if argv and argv[0] in STAGES:  # first: the parent may die while this one starts up
+        previous = remove_temps_on_signals()
+        stop_with_parent()
     args = build_parser().parse_args(argv)
+    if args.command != "serve" and not previous:  # the server stops on its own signals
+        previous = remove_temps_on_signals()
     try:
         args.run(args)
     except TmdbGenresError as exc:
         print(f"tmdb-genres {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
         print(f"tmdb-genres {args.command}: interrupted; no output was replaced", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", signal.SIGINT)
+    finally:  # as they were (main() may run inside another program, e.g. the tests)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
 
 

@@ -2,12 +2,15 @@
 
 Writes the model folder (safetensors + JSON + model card) from the DVC outputs, reads the card
 already on the Hub (if the repo exists) and uploads only if this model's test micro-F1 is
-higher, unless ``--force``. ``--dry-run --output DIR`` writes exactly the folder it would
-upload and uploads nothing. ``--model accurate`` publishes the accurate model (the SVM
-ensembled with sentence embeddings, from ``make accurate``'s outputs): its folder and card,
-gated on its own test micro-F1 against the card on the Hub. ``--space SPACE_ID`` also writes
-(and uploads) a Docker Space that serves the model with its web page. ``HF_TOKEN`` is read
-from the environment and never printed; ``HF_ENDPOINT`` points at another Hub.
+higher, unless ``--force``. It fails closed: only the Hub's own 404 (no such repo, or no card
+in it) counts as "no card"; any other failure to read the card (5xx, 403, no answer) stops
+with a one-line error and uploads nothing. ``--dry-run --output DIR`` writes exactly the
+folder it would upload and uploads nothing. ``--model accurate`` publishes the accurate
+model (the SVM ensembled with sentence embeddings, from ``make accurate``'s outputs): its
+folder and card, gated on its own test micro-F1 against the card on the Hub. ``--space
+SPACE_ID`` also writes (and uploads) a Docker Space that serves the model with its web page.
+``HF_TOKEN`` is read from the environment and never printed; ``HF_ENDPOINT`` points at
+another Hub.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..errors import TmdbGenresError
+from ..errors import RemoteError, TmdbGenresError
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,19 @@ def published_score(api: Any, repo_id: str) -> tuple[bool, float | None]:
 
 
 def published_card(api: Any, repo_id: str) -> tuple[bool, float | None, str]:
-    """(repo exists, the test micro-F1 its current card declares or None, its model kind)."""
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    """(repo exists, the test micro-F1 its current card declares or None, its model kind).
+
+    Fails closed: only the Hub's answer that the repo or its card does not exist means "no
+    card". Any other failure (a 5xx after the client's retries, a 403, no connection: what
+    ``huggingface_hub`` reports as a ``LocalEntryNotFoundError``, itself an
+    ``EntryNotFoundError``) is a one-line error: a Hub outage must never let a worse model
+    overwrite a better one.
+    """
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     from .card import card_micro_f1, card_model_kind
     from .remote import hub_error
@@ -79,11 +93,25 @@ def published_card(api: Any, repo_id: str) -> tuple[bool, float | None, str]:
                     exc.server_message or "").lower():
                 raise hub_error(exc, repo_id, "read") from None
             return False, None, "fast"
-        except EntryNotFoundError:
-            return True, None, "fast"
+        except RemoteEntryNotFoundError as exc:
+            if getattr(exc.response, "status_code", None) == 404:
+                return True, None, "fast"
+            raise _unreadable_card(exc, repo_id) from None
         except Exception as exc:
-            raise hub_error(exc, repo_id, "read the card of") from None
+            cause = exc.__cause__ if isinstance(exc, LocalEntryNotFoundError) else None
+            raise _unreadable_card(cause or exc, repo_id) from None
     return True, card_micro_f1(text), card_model_kind(text)
+
+
+def _unreadable_card(exc: BaseException, repo_id: str) -> RemoteError:
+    """The one-line error for a card that could not be read: publishing fails closed (exit 1,
+    nothing uploaded), whatever the Hub answered short of a real 404."""
+    from .remote import hub_error
+
+    error = hub_error(exc, repo_id, "read the card of")
+    return RemoteError(f"{error.problem}; nothing uploaded (the published test micro-F1 "
+                           "is unknown)", f"{error.remedy}; --force publishes without the "
+                           "comparison")
 
 
 def _token() -> str:
@@ -143,10 +171,15 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
                 f"({len(files)} files)")
         return True
 
+    import logging
+
     from huggingface_hub import HfApi
 
     from .remote import hub_error
 
+    # the client's own warnings (one per retry of a failing request) stay out of the output:
+    # a failure ends in one line of ours
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=_token())
     try:
         user = api.whoami()

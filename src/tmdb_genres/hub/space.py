@@ -25,9 +25,13 @@ WHEEL = f"tmdb_genres-{__version__}-py3-none-any.whl"
 _START = """#!/bin/sh
 # Start-up of the Space: download the model from the Hub (MODEL_REPO; HF_ENDPOINT and
 # HF_TOKEN apply, a local folder is used as it is), then serve it with its page on PORT.
+# It is public: the service's limits (body size, slow clients, connections) keep their
+# defaults; SERVE_OPTIONS (a Space variable, e.g. "--max-connections 200") changes them.
 set -eu
 model_dir="$(python -m tmdb_genres.hub.remote "${MODEL_REPO:?set MODEL_REPO}")"
-exec tmdb-genres serve --model-dir "$model_dir" --host 0.0.0.0 --port "${PORT:-%(port)d}"
+# shellcheck disable=SC2086 # SERVE_OPTIONS is a list of options: split on purpose
+exec tmdb-genres serve --model-dir "$model_dir" --host 0.0.0.0 --port "${PORT:-%(port)d}" \
+  ${SERVE_OPTIONS:-}
 """
 
 _DOCKERFILE = """# A Docker Space for the tmdb-genres model %(repo)s.

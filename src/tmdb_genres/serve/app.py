@@ -1,11 +1,12 @@
 """The FastAPI application: ``POST /predict``, ``GET /genres``, ``GET /health`` and the page.
 
 One process holds one copy of the model, whatever the number of workers. The fast model
-answers a single movie on the event loop itself (about a millisecond of work, less than a
-hand-off to a thread and back, which costs several on a busy machine); a batch, and any
-request to the accurate model (which embeds the text: tens of milliseconds), runs on one of
-``worker_threads`` threads (a capacity limiter over the event loop's thread pool), so a long
-request never blocks the event loop.
+answers a short single movie on the event loop itself (about a millisecond of work, less than
+a hand-off to a thread and back, which costs several on a busy machine); a batch, a long movie
+(over ``INLINE_CHARS`` characters, or with ``explain=all``) and any request to the accurate
+model (which embeds the text: tens of milliseconds) run on one of ``worker_threads`` threads
+(a capacity limiter over the event loop's thread pool), answer encoded there too, so a long
+request never blocks the event loop. Every ``GET`` route also answers ``HEAD``.
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations.)
 """
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 TOP_WORDS = 5  # contributing words per genre
+INLINE_CHARS = 2_000  # a single movie up to this long is answered on the event loop
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 WORDS_FROM = "svm"  # the contributing words are the SVM's, for either model
@@ -232,9 +234,11 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
     async def _refused(request: Request, exc: BadRequest) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
+    def json_bytes(content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
     def json_response(content: Any) -> Response:
-        body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        return Response(body.encode(), media_type="application/json")
+        return Response(json_bytes(content), media_type="application/json")
 
     @app.post("/predict", responses={200: {"model": Prediction | BatchPrediction}},
               summary="Genres of one movie or of a batch")
@@ -244,21 +248,24 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
                                            "`predicted` genres, of `all`, or `none` (faster "
                                            "batches)")
                       ) -> Response:
-        if isinstance(payload, Movie) and not slow_single:
-            # about a millisecond: less than handing it to a thread and back costs
-            return json_response(predict_movies(model, [payload], explain, False)[0])
-        if isinstance(payload, Movie):  # the accurate model embeds it: tens of milliseconds
+        if isinstance(payload, Movie):
             movie = payload
+            if (not slow_single and explain != "all"
+                    and len(movie.title) + len(movie.overview) <= INLINE_CHARS):
+                # about a millisecond: less than handing it to a thread and back costs
+                return json_response(predict_movies(model, [movie], explain, False)[0])
 
-            def one() -> dict[str, Any]:
-                return predict_movies(model, [movie], explain, False)[0]
+            def one() -> bytes:  # the accurate model embeds it: tens of milliseconds
+                return json_bytes(predict_movies(model, [movie], explain, False)[0])
 
-            return json_response(await anyio.to_thread.run_sync(one, limiter=limiter))
+            work = one
+        else:
+            def work() -> bytes:
+                return json_bytes({"movies": predict_movies(model, payload.movies, explain,
+                                                            True)})
 
-        def work() -> dict[str, Any]:
-            return {"movies": predict_movies(model, payload.movies, explain, True)}
-
-        return json_response(await anyio.to_thread.run_sync(work, limiter=limiter))
+        body = await anyio.to_thread.run_sync(work, limiter=limiter)
+        return Response(body, media_type="application/json")
 
     @app.get("/genres", response_model=Genres, summary="Genres, thresholds and test F1")
     async def get_genres() -> Response:
@@ -281,4 +288,9 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
         return Response(content, media_type=media_type,
                         headers={"Cache-Control": "no-cache"})
 
+    for route in list(app.router.routes):  # HEAD wherever GET works (the server sends no body)
+        methods = getattr(route, "methods", None) or set()
+        if "GET" in methods and "HEAD" not in methods:
+            app.add_api_route(route.path, route.endpoint, methods=["HEAD"],
+                              include_in_schema=False)
     return app
