@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import yaml
 
 from tests.conftest import run_toy_pipeline
 from tests.hub_fake import CLIENT_ENV, FakeHub
-from tmdb_genres.hub import folder
+from tmdb_genres.hub import folder, space
 from tmdb_genres.hub.card import card_micro_f1
 from tmdb_genres.hub.publish import decide
 
@@ -57,8 +59,16 @@ def _env(hub: FakeHub, tmp_path: Path, token: str | None = TOKEN, **extra: str
     return env
 
 
+@functools.cache
+def built_wheel() -> Path:
+    """This checkout's wheel, built once per test process (a published folder carries it)."""
+    return space.build_wheel(Path(__file__).resolve().parents[1],
+                             Path(tempfile.mkdtemp(prefix="tmdb-genres-test-wheel-")))
+
+
 def _publish(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tmdb_genres", "publish", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "tmdb_genres", "publish", *args,
+                           "--wheel", str(built_wheel())], cwd=cwd,
                           env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
@@ -73,7 +83,8 @@ def test_first_publish_creates_the_repo_and_uploads_every_file(
     assert "does not exist on the Hub yet" in done.stdout
     repo = hub.repo(REPO)
     assert repo is not None and len(repo.commits) == 2  # the Hub's initial commit, then ours
-    assert set(repo.files) == {".gitattributes", *folder.FILES}
+    # the model's files and the wheel its card installs (the toy project has no pictures)
+    assert set(repo.files) == {".gitattributes", *folder.FILES, space.WHEEL}
     assert "model.safetensors" in repo.lfs  # uploaded with the LFS protocol, not inline
     assert ("PUT", next(p for m, p in hub.requests if m == "PUT")) in hub.requests
     # --dry-run writes exactly what was uploaded
@@ -82,7 +93,7 @@ def test_first_publish_creates_the_repo_and_uploads_every_file(
     assert dry.returncode == 0, dry.stderr
     assert "nothing uploaded" in dry.stdout
     assert len(hub.repo(REPO).commits) == 2
-    for name in folder.FILES:
+    for name in [*folder.FILES, space.WHEEL]:
         assert (tmp_path / "dry" / name).read_bytes() == repo.files[name], name
     # the token is sent, and never shown
     assert f"Bearer {TOKEN}" in hub.authorizations

@@ -147,12 +147,31 @@ def test_least_privilege_permissions() -> None:
             assert "write-all" not in str(permissions), name
             writes = {k for k, v in permissions.items() if v == "write"}
             runs = " ".join(str(s.get("run", "")) for s in job.get("steps", []))
+            deploys = any(str(s.get("uses", "")).startswith("actions/deploy-pages@")
+                          for s in job.get("steps", []))
             if "tmdb-genres refresh" in runs:  # pushes a branch, opens a PR, comments
                 assert writes == {"contents", "pull-requests"}, name
+            elif deploys:  # the docs site: Pages and the deployment's OIDC token, nothing else
+                assert path.name == "docs.yml" and writes == {"pages", "id-token"}, name
+                assert permissions["contents"] == "read", name
+                continue
             else:
                 commenting = "tmdb-genres report" in runs
                 assert writes == ({"pull-requests"} if commenting else set()), name
             assert set(permissions) <= {"contents", "pull-requests"}, name
+
+
+def test_docs_workflow_builds_strict_and_deploys_on_main_only() -> None:
+    docs = load_workflow(WORKFLOWS / "docs.yml")
+    assert docs["on"]["push"]["branches"] == ["main"] and "pull_request" not in docs["on"]
+    (job,) = docs["jobs"].values()
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    assert runs.index("make setup") < runs.index("make docs")
+    assert "mkdocs build --strict" in (ROOT / "Makefile").read_text(encoding="utf-8")
+    uses = [str(s["uses"]) for s in job["steps"] if "uses" in s]
+    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
+    upload = next(s for s in job["steps"] if "upload-pages-artifact" in str(s.get("uses")))
+    assert upload["with"]["path"] == "site"
 
 
 def test_pipeline_job_setup() -> None:
@@ -279,6 +298,7 @@ STEP_SECRETS = {
         "token": {"TMDB_API_TOKEN"},
         "refresh": {"TMDB_API_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
     },
+    "docs.yml": {},  # the Pages deployment uses the job's OIDC token, no secret
 }
 _SECRET = re.compile(r"secrets\.([A-Za-z_][A-Za-z0-9_]*)")
 

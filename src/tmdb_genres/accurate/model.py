@@ -60,7 +60,7 @@ class AccurateModel:
         for name in ("ensemble.json", "thresholds.json"):
             if not (accurate / name).is_file():
                 raise TmdbGenresError(f"model file {str(accurate / name)!r} not found",
-                                      "run `dvc repro` in accurate/ (see the README)")
+                                      "run `dvc repro` in accurate/ (see docs/accurate.md)")
         mix = read_json(accurate / "ensemble.json")
         chosen = read_json(accurate / "thresholds.json")
         if check_engine:

@@ -137,6 +137,33 @@ def _upload(api: Any, folder: Path, repo_id: str, repo_type: str, message: str) 
     return str(getattr(info, "commit_url", info))
 
 
+def folder_extras(model: Any, root: Path, kind: str, wheel: Path | None,
+                  build_dir: Path) -> tuple[dict[str, bytes], dict[str, Any], Path]:
+    """What a published folder carries besides the model, and what its card says about it.
+
+    The wheel of this tmdb-genres version (``wheel``, or built into ``build_dir``), which the
+    card's install commands fetch from the repository; the pictures of ``make pictures`` when
+    they were drawn from this model's metrics (the fast model's); and the example output of the
+    card's load snippet (the fast model: the accurate one's needs its embedding engine).
+    Returns (files, card info, the wheel).
+    """
+    from .. import paths
+    from ..pictures import current_pictures
+    from .card import EXAMPLE, PICTURE_CAPTIONS
+    from .space import WHEEL, build_wheel
+
+    wheel = wheel if wheel is not None else build_wheel(root, build_dir)
+    files = {WHEEL: wheel.read_bytes()}
+    card: dict[str, Any] = {"wheel": WHEEL}
+    if kind == "fast":
+        pictures = [p for p in current_pictures(root / "docs" / "img", root / paths.METRICS)
+                    if p.name in PICTURE_CAPTIONS]
+        files.update({f"images/{p.name}": p.read_bytes() for p in pictures})
+        card["pictures"] = [p.name for p in pictures]
+        card["example"] = model.decide(model.probabilities([model.text(*EXAMPLE)]))
+    return files, card, wheel
+
+
 def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path("."),
             force: bool = False, dry_run: bool = False, output: Path | None = None,
             space_id: str | None = None, space_output: Path | None = None,
@@ -161,14 +188,17 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
     if dry_run:
         if output is None:
             raise TmdbGenresError("--dry-run needs --output DIR", "add --output DIR")
-        written = write_model_folder(model, info, output)
-        say(f"publish: dry run, nothing uploaded; wrote {len(written)} files of the {kind} "
-            f"model to {output} (test micro-F1 {new:.4f})")
-        if space_id:
-            target = space_output or output.with_name(output.name + "-space")
-            files = write_space_folder(target, repo_id, space_id, root, wheel=wheel, kind=kind)
-            say(f"publish: wrote the Space folder for {space_id} to {target} "
-                f"({len(files)} files)")
+        with tempfile.TemporaryDirectory(prefix="tmdb-genres-publish-") as tmp:
+            extra, card, wheel = folder_extras(model, root, kind, wheel, Path(tmp))
+            written = write_model_folder(model, {**info, **card}, output, extra)
+            say(f"publish: dry run, nothing uploaded; wrote {len(written)} files of the {kind} "
+                f"model to {output} (test micro-F1 {new:.4f})")
+            if space_id:
+                target = space_output or output.with_name(output.name + "-space")
+                files = write_space_folder(target, repo_id, space_id, root, wheel=wheel,
+                                           kind=kind)
+                say(f"publish: wrote the Space folder for {space_id} to {target} "
+                    f"({len(files)} files)")
         return True
 
     import logging
@@ -197,7 +227,8 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
                + (f" (project commit {commit[:12]})" if commit else ""))
     with tempfile.TemporaryDirectory(prefix="tmdb-genres-publish-") as tmp:
         folder = Path(tmp) / "model"
-        write_model_folder(model, info, folder)
+        extra, card, wheel = folder_extras(model, root, kind, wheel, Path(tmp) / "wheel")
+        write_model_folder(model, {**info, **card}, folder, extra)
         url = _upload(api, folder, repo_id, "model", message)
         say(f"publish: uploaded {repo_id} as {user.get('name', 'this token')}: {url}")
         if space_id:

@@ -7,6 +7,7 @@ the pinned ``constraints.txt`` it is installed with. At start-up (``start.sh``, 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,9 @@ def space_card(repo_id: str, space_id: str) -> str:
     ])
 
 
+_WHEEL_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip file can hold
+
+
 def build_wheel(project_root: Path, out_dir: Path) -> Path:
     """Build this project's wheel into ``out_dir`` from a clean copy of its sources."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +93,9 @@ def build_wheel(project_root: Path, out_dir: Path) -> Path:
         done = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
              "--disable-pip-version-check", "--wheel-dir", str(Path(tmp) / "dist"), str(source)],
-            capture_output=True, text=True, check=False)
+            capture_output=True, text=True, check=False,
+            # fixed timestamps in the zip: the same sources give the same wheel bytes
+            env={**os.environ, "SOURCE_DATE_EPOCH": _WHEEL_EPOCH})
         built = sorted((Path(tmp) / "dist").glob("tmdb_genres-*.whl"))
         if done.returncode != 0 or not built:
             last = (done.stderr.strip().splitlines() or ["no wheel was written"])[-1]
