@@ -23,6 +23,8 @@ from tests.hub_fake import CLIENT_ENV, FakeHub
 from tmdb_genres import __version__
 from tmdb_genres.hub import folder, space
 
+from .test_parity import Reference
+
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "alice/tmdb-genres"
 SPACE = "alice/tmdb-genres-demo"
@@ -134,6 +136,12 @@ def test_the_space_start_command_serves_the_page_over_a_published_folder(
         assert status == 200
         answer = json.loads(body)
         assert "Horror" in json.dumps(answer)
+        # what the Space serves is what the evaluate stage scored (see tests/test_parity.py)
+        reference = Reference(toy_project, "fast")
+        status, body = _get(base + "/predict", {"movies": reference.movies})
+        answers = json.loads(body)["movies"]
+        reference.check([a["probabilities"] for a in answers],
+                        [[g["genre"] for g in a["genres"]] for a in answers], "the Space")
         assert ("GET", f"/api/models/{REPO}/revision/main") in hub.requests  # from the Hub
         # the service's limits, set through the Space's SERVE_OPTIONS variable
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -1,6 +1,6 @@
 """What TMDB says about a movie besides its text, as a small block of one-hot features.
 
-The raw fields (:data:`METADATA_FIELDS`) become one-hot *features*, each with its own
+The raw fields (:data:`movie.METADATA_FIELDS`) become one-hot *features*, each with its own
 ``unknown`` column:
 
 - ``language``: ``original_language``, one column per code with at least
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .movie import METADATA_FIELDS
 from .numeric import settle
 from .params import METADATA_FEATURES
 
@@ -42,9 +43,6 @@ if TYPE_CHECKING:
 
     from .params import MetadataParams
 
-# The raw fields a movie may carry besides its title and overview (TMDB's names).
-METADATA_FIELDS = ("original_language", "release_date", "vote_count", "popularity",
-                   "vote_average")
 # The encoded features (params.METADATA_FEATURES) and the raw field each reads.
 FEATURES = dict(zip(METADATA_FEATURES, ("original_language", "release_date", "vote_count",
                                         "popularity", "vote_average"), strict=True))

@@ -19,7 +19,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
 from .io import atomic_dir, read_jsonl, write_json, write_jsonl
-from .metadata import METADATA_FIELDS
+from .movie import METADATA_FIELDS, movie_text, normalize_space
 from .params import PrepareParams, load_params
 
 
@@ -32,28 +32,6 @@ def split_of(movie_id: int, params: PrepareParams) -> str:
     if u < params.test_fraction + params.validation_fraction:
         return "validation"
     return "train"
-
-
-def normalize_space(text: str) -> str:
-    """Collapse runs of white space to one space and strip the ends.
-
-    ``str.split`` and the regular expression ``\\s+`` agree on what white space is (every
-    Unicode white-space character); splitting is several times faster.
-    """
-    return " ".join(text.split())
-
-
-def model_text(
-    title: str, overview: str, text_fields: tuple[str, ...] | list[str], title_repeat: int
-) -> str:
-    """The text the model sees: the chosen fields in order, the title repeated as configured."""
-    parts: list[str] = []
-    for name in text_fields:
-        if name == "title":
-            parts.extend([normalize_space(title)] * title_repeat)
-        else:
-            parts.append(normalize_space(overview))
-    return " . ".join(p for p in parts if p)
 
 
 def text_recipe(params: PrepareParams) -> dict[str, Any]:
@@ -99,7 +77,7 @@ def clean(
             {
                 "id": movie["id"],
                 "title": title,
-                "text": model_text(title, overview, params.text_fields, params.title_repeat),
+                "text": movie_text(title, overview, params),
                 "genres": sorted(genres),
                 # the raw fields, as the snapshot has them (featurize encodes them leniently)
                 "metadata": {name: movie[name] for name in METADATA_FIELDS if name in movie},

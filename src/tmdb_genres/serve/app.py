@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..model import GenreModel
+from ..movie import MAX_OVERVIEW, MAX_TITLE, InvalidMovie, echo_id, echo_title, validate_movie
+from ..movie import Movie as ValidMovie
 from .schemas import (
     MAX_BATCH,
-    MAX_OVERVIEW,
-    MAX_TITLE,
     Batch,
     BatchPrediction,
     Genres,
@@ -47,15 +47,6 @@ DESCRIPTIONS = {
 EXAMPLE = '{"title": "The Hollow House", "overview": "A family moves into a haunted house."}'
 
 
-class BadRequest(Exception):
-    """A request the service refuses: an HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def _rounded(values: np.ndarray) -> list[float]:
     """Four decimals, rounded as ``tmdb-genres predict`` rounds them."""
     return np.round(values, 4).tolist()
@@ -66,16 +57,7 @@ def model_kind(model: Any) -> str:
     return str(getattr(model, "kind", "fast"))
 
 
-def movie_text(model: GenreModel, movie: Movie, where: str = "") -> str:
-    """The model text of ``movie`` (a 422 if it has no words at all)."""
-    text = model.text(movie.title, movie.overview).strip(" .")
-    if not text:
-        raise BadRequest(422, f"{where or 'the movie'} has no words in its title or overview: "
-                         "nothing to classify — send a title or an overview")
-    return text
-
-
-def answer(model: GenreModel, movie: Movie, probabilities: np.ndarray,
+def answer(model: GenreModel, movie: ValidMovie, probabilities: np.ndarray,
            words: dict[str, list[tuple[str, float]]] | None, explain: str) -> dict[str, Any]:
     """The answer for one movie (see :class:`~.schemas.Prediction`)."""
     ranked = model.decide(probabilities[None, :])[0]
@@ -101,25 +83,49 @@ def answer(model: GenreModel, movie: Movie, probabilities: np.ndarray,
     }
     if explain == "all":
         result["words"] = {genre: word_list(genre) for genre in model.genres}
+    if movie.warning:
+        result["warning"] = movie.warning
     return result
 
 
-def predict_movies(model: GenreModel, movies: list[Movie], explain: str,
-                   batch: bool) -> list[dict[str, Any]]:
+def refusal(record: Any, error: InvalidMovie) -> dict[str, Any]:
+    """In a batch's answer, in place of ``record`` (not a movie): why."""
+    fields = record if isinstance(record, dict) else {}
+    return {"id": echo_id(fields.get("id")), "title": echo_title(fields.get("title")),
+            "error": str(error)}
+
+
+def predict_movies(model: GenreModel, movies: list[ValidMovie], explain: str
+                   ) -> list[dict[str, Any]]:
     """The answers for ``movies``: with words from the single-text path, or without
     (``explain="none"``) from one batch product."""
-    texts = [movie_text(model, movie, f"movies[{i}]" if batch else "")
-             for i, movie in enumerate(movies)]
     if explain == "none":
-        probabilities = (model.probabilities(texts) if len(texts) > 1
-                         else [model.probabilities_one(texts[0])])
+        probabilities = (model.score(movies) if len(movies) > 1
+                         else [model.probabilities_one(model.text(m.title, m.overview),
+                                                       m.metadata) for m in movies])
         return [answer(model, movie, p, None, explain)
                 for movie, p in zip(movies, probabilities, strict=True)]
     results = []
-    for movie, text in zip(movies, texts, strict=True):
-        probabilities, words = model.predict_one(text, TOP_WORDS)
+    for movie in movies:
+        probabilities, words = model.predict_one(model.text(movie.title, movie.overview),
+                                                 TOP_WORDS, movie.metadata)
         results.append(answer(model, movie, probabilities, words, explain))
     return results
+
+
+def predict_batch(model: GenreModel, records: list[Any], explain: str) -> list[dict[str, Any]]:
+    """The answers for a batch's ``records``, in order: each is checked on its own, and one
+    that is not a movie gets its ``error`` in its place."""
+    checked: list[ValidMovie | InvalidMovie] = []
+    for i, record in enumerate(records):
+        try:
+            checked.append(validate_movie(record, where=f"movies[{i}]", strict=True))
+        except InvalidMovie as exc:
+            checked.append(exc)
+    valid = [m for m in checked if isinstance(m, ValidMovie)]
+    answers = iter(predict_movies(model, valid, explain) if valid else [])
+    return [next(answers) if isinstance(m, ValidMovie) else refusal(record, m)
+            for m, record in zip(checked, records, strict=True)]
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -158,9 +164,8 @@ def validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, st
     if kind == "too_long":
         return 413, (f"batch of {len(body['movies']):,} movies is over the cap of "
                      f"{MAX_BATCH:,} — split it into requests of at most {MAX_BATCH:,}")
-    if kind == "value_error":
-        return 422, (f"{where or 'the movie'}: {ctx.get('error', error['msg'])!s} — send a "
-                     "title or an overview")
+    if isinstance(ctx.get("error"), InvalidMovie):
+        return (413 if ctx["error"].too_long else 422), str(ctx["error"])
     if kind == "extra_forbidden":
         return 422, (f"unknown field {where!r} — a movie has title, overview and an optional "
                      "id; a batch is {\"movies\": [...]}")
@@ -230,10 +235,6 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
         status, message = validation_message(list(exc.errors()), exc.body)
         return JSONResponse({"detail": message}, status_code=status)
 
-    @app.exception_handler(BadRequest)
-    async def _refused(request: Request, exc: BadRequest) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
-
     def json_bytes(content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -249,20 +250,17 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
                                            "batches)")
                       ) -> Response:
         if isinstance(payload, Movie):
-            movie = payload
+            movie = payload.movie()
             if (not slow_single and explain != "all"
                     and len(movie.title) + len(movie.overview) <= INLINE_CHARS):
                 # about a millisecond: less than handing it to a thread and back costs
-                return json_response(predict_movies(model, [movie], explain, False)[0])
+                return json_response(predict_movies(model, [movie], explain)[0])
 
-            def one() -> bytes:  # the accurate model embeds it: tens of milliseconds
-                return json_bytes(predict_movies(model, [movie], explain, False)[0])
-
-            work = one
+            def work() -> bytes:  # a long text, or the accurate model embedding it
+                return json_bytes(predict_movies(model, [movie], explain)[0])
         else:
             def work() -> bytes:
-                return json_bytes({"movies": predict_movies(model, payload.movies, explain,
-                                                            True)})
+                return json_bytes({"movies": predict_batch(model, payload.movies, explain)})
 
         body = await anyio.to_thread.run_sync(work, limiter=limiter)
         return Response(body, media_type="application/json")
