@@ -280,4 +280,6 @@ def test_predict_gives_the_pipelines_ensemble_scores(toy_project: Path, params):
     rows = read_jsonl(toy_project / "data/prepared/validation.jsonl")
     saved = load_joblib(toy_project / "accurate/data/scores/validation.joblib")
     assert [r["id"] for r in rows] == saved["ids"].tolist()
-    assert np.array_equal(model.probabilities([r["text"] for r in rows]), saved["P"])
+    texts = [r["text"] for r in rows]  # with each movie's metadata, as evaluated
+    assert np.array_equal(model.probabilities(texts, [r["metadata"] for r in rows]),
+                          saved["P"])

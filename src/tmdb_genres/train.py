@@ -1,8 +1,10 @@
 """Stage 4, train: one linear SVM per genre, calibrated on the validation split.
 
 Each genre's LinearSVC is fitted on the training split; a Platt sigmoid maps its margins to
-probabilities, fitted on validation margins only (test is never seen). The stage saves the
-weights and the calibrated validation and test scores, so evaluation never retrains.
+probabilities, fitted on validation margins only (test is never seen): with a metadata
+block, on the validation movies with their metadata and again with it removed. The stage saves the
+weights and the calibrated validation and test scores (test also with its metadata removed,
+when the model has any), so evaluation never retrains.
 """
 
 from __future__ import annotations
@@ -46,6 +48,21 @@ def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]
     return settle(svm.coef_[0]).astype(np.float32), settle(float(svm.intercept_[0]))
 
 
+def fit_calibration(margins_val: np.ndarray, y_val: np.ndarray,
+                    removed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every genre's Platt ``a`` and ``b``, fitted on validation margins only.
+
+    With ``removed`` (the same validation movies' margins with every metadata field
+    removed), the sigmoid is fitted on both sets stacked, so that probabilities stay
+    calibrated for callers that send text only (the threshold is then chosen on the
+    validation movies with their metadata, as before).
+    """
+    if removed is not None:
+        margins_val, y_val = np.vstack([margins_val, removed]), np.vstack([y_val, y_val])
+    platt = [fit_platt(margins_val[:, j], y_val[:, j]) for j in range(y_val.shape[1])]
+    return np.array([a for a, _ in platt]), np.array([b for _, b in platt])
+
+
 def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
     """Run the stage; return a short summary."""
     from tqdm import tqdm
@@ -61,10 +78,10 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
         coef[j], intercept[j] = fit_genre(train_split["X"], train_split["Y"][:, j], params)
     scores = {name: margins(split["X"], coef.T, intercept)
               for name, split in (("validation", validation), ("test", test))}
-    platt = [fit_platt(scores["validation"][:, j], validation["Y"][:, j])
-             for j in range(len(genres))]
-    platt_a = np.array([a for a, _ in platt])
-    platt_b = np.array([b for _, b in platt])
+    removed = None
+    if "X_no_metadata" in validation:
+        removed = margins(validation["X_no_metadata"], coef.T, intercept)
+    platt_a, platt_b = fit_calibration(scores["validation"], validation["Y"], removed)
     dump_joblib(
         model_path,
         {
@@ -78,15 +95,18 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
     )
     with atomic_dir(scores_dir) as tmp:
         for name, split in (("validation", validation), ("test", test)):
-            dump_joblib(
-                paths.split_file(tmp, name, ".joblib"),
-                {
-                    "ids": split["ids"],
-                    "Y": split["Y"],
-                    "P": calibrated(scores[name], platt_a, platt_b),
-                    "genres": genres,
-                },
-            )
+            saved = {
+                "ids": split["ids"],
+                "Y": split["Y"],
+                "P": calibrated(scores[name], platt_a, platt_b),
+                "genres": genres,
+            }
+            if name == "test":  # with every metadata field removed (a text-only model's
+                # test matrix is already that)
+                saved["P_no_metadata"] = calibrated(
+                    margins(split.get("X_no_metadata", split["X"]), coef.T, intercept),
+                    platt_a, platt_b)
+            dump_joblib(paths.split_file(tmp, name, ".joblib"), saved)
     return {"genres": len(genres), "features": coef.shape[1], "rows": train_split["X"].shape[0]}
 
 
