@@ -59,6 +59,17 @@ def set_param(repo: Path, section: str, key: str, value) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
+def copy_project(repo: Path) -> None:
+    """Copy the project's files (PROJECT_FILES) into the folder ``repo``."""
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+
+
 def write_sample(path: Path, lines: list[str]) -> None:
     """Gzip ``lines`` with a fixed header time, so the same lines give the same bytes."""
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
@@ -76,13 +87,7 @@ def baseline(tmp_path_factory, shared_movies_module) -> Path:
     (base / "sample/extra.jsonl").write_text("".join(lines[SAMPLE_SIZE:]), encoding="utf-8")
     repo = base / "repo"
     repo.mkdir()
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / name)
+    copy_project(repo)
     set_param(repo, "fetch", "source", "../sample/movies.jsonl.gz")
     set_param(repo, "fetch", "watch", "../sample/movies.jsonl.gz")
     sh(["git", "init", "-q", "-b", "main"], repo)

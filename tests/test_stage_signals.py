@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import ROOT, require_shared_movies
-from .test_pipeline_e2e import PROJECT_FILES, set_param, sh, write_sample
+from .conftest import require_shared_movies
+from .test_pipeline_e2e import copy_project, set_param, sh, write_sample
 
 WRITER = """
 import sys, time
@@ -55,13 +54,7 @@ def test_a_stage_stops_when_dvc_is_killed(tmp_path: Path) -> None:
     write_sample(tmp_path / "sample/movies.jsonl.gz", lines)
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / name)
+    copy_project(repo)
     set_param(repo, "fetch", "source", "../sample/movies.jsonl.gz")
     set_param(repo, "fetch", "watch", "../sample/movies.jsonl.gz")
     sh(["git", "init", "-q", "-b", "main"], repo)
