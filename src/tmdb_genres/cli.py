@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "accurate model: mix SVM and head probabilities (weights on validation)"),
     "predict": ("predict", "predict genres for a JSONL/CSV file or one --text"),
     "serve": ("serve.command", "HTTP service and web page over the model (needs the serve extra)"),
+    "synth": ("sources.synthetic",
+              "make a reproducible synthetic catalogue from real movies (scale benchmarks)"),
     "emulator": ("sources.emulator",
                  "serve a snapshot as a loopback TMDB API (with optional faults)"),
     "report": ("ci.report", "CI: metrics/params diff vs a base ref as markdown; one PR comment"),
