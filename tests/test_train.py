@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tmdb_genres.io import dump_joblib, load_joblib, read_jsonl
+from tmdb_genres import train as train_module
+from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
 from tmdb_genres.model import GenreModel
 from tmdb_genres.params import parse_params
 from tmdb_genres.train import fit_genre, train
@@ -34,14 +35,17 @@ def test_scores_are_calibrated_on_validation_and_saved_for_test(toy_project: Pat
 
 
 def _train_with(project: Path, out: Path, params, permute: dict[str, int]) -> dict:
-    """Train on a copy of ``project``'s features whose splits' labels are shuffled by seed."""
-    features = out / "features"
-    shutil.copytree(project / "data/features", features)
+    """Train on a copy of ``project``'s prepared splits whose genres are shuffled by seed."""
+    prepared = out / "prepared"
+    shutil.copytree(project / "data/prepared", prepared)
     for split, seed in permute.items():
-        data = load_joblib(features / f"{split}.joblib")
-        data["Y"] = data["Y"][np.random.default_rng(seed).permutation(len(data["Y"]))]
-        dump_joblib(features / f"{split}.joblib", data)
-    train(params, features, out / "model.joblib", out / "scores")
+        rows = read_jsonl(prepared / f"{split}.jsonl")
+        order = np.random.default_rng(seed).permutation(len(rows))
+        write_jsonl(prepared / f"{split}.jsonl",
+                    [{**row, "genres": rows[k]["genres"]} for row, k in zip(rows, order,
+                                                                           strict=True)])
+    train(params, prepared, project / "models/vectorizer.joblib", out / "model.joblib",
+          out / "scores")
     return load_joblib(out / "model.joblib")
 
 
@@ -82,3 +86,21 @@ def test_saved_scores_are_what_the_saved_model_predicts(toy_project: Path):
         predicted = model.probabilities([row["text"] for row in rows])  # model texts
         assert predicted.shape == saved["P"].shape
         assert np.allclose(predicted, saved["P"], rtol=0, atol=1e-6)
+
+
+def test_outputs_do_not_depend_on_the_number_of_workers(toy_project: Path, tmp_path: Path,
+                                                        params_data, monkeypatch):
+    """Genres fitted by 1, 2 or 3 processes (the matrix memory-mapped into them) give the
+    same model and scores, byte for byte."""
+    monkeypatch.setattr(train_module, "MEMMAP_BYTES", 0)  # map even the toy matrix
+    outputs = []
+    for workers in (1, 2, 3):
+        params_data["train"]["workers"] = workers
+        out = tmp_path / str(workers)
+        train(parse_params(params_data).train, toy_project / "data/prepared",
+              toy_project / "models/vectorizer.joblib", out / "model.joblib", out / "scores")
+        outputs.append({p.relative_to(out).as_posix(): p.read_bytes()
+                        for p in sorted(out.rglob("*")) if p.is_file()})
+    assert len(outputs[0]) == 3
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0]["model.joblib"] == (toy_project / "models/model.joblib").read_bytes()

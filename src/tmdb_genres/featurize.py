@@ -1,13 +1,17 @@
-"""Stage 3, featurize: fit TF-IDF on the training split only and transform every split.
+"""Stage 3, featurize: fit TF-IDF on the training split only.
 
 Word n-grams (with optional English stop words) and character n-grams within word
-boundaries are weighted separately and concatenated. The fitted vectoriser is saved for
-prediction; each split's matrix, label matrix and ids are saved under ``data/features``.
+boundaries are weighted separately and concatenated. The fitted vectoriser is saved for train
+and prediction; feature matrices are not stored (at a million movies they would outweigh
+everything else on disk): :func:`design_matrix` rebuilds any split's rows from the prepared
+texts in seconds, chunk by chunk (:func:`split_chunks`), so memory stays bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +19,12 @@ import numpy as np
 
 from . import paths
 from .errors import TmdbGenresError
-from .genres import genre_names
-from .io import atomic_dir, dump_joblib, read_json, read_jsonl
+from .io import dump_joblib, open_text, read_json, read_jsonl
 from .model import MODEL_FORMAT
 from .params import FeaturizeParams, load_params
 from .vectorize import CharNgrams, TfidfBlock, Vectorizer, WordNgrams
+
+CHUNK_ROWS = 8192  # prepared rows turned into features at a time
 
 
 def fit_vectorizer(params: FeaturizeParams, texts: list[str]) -> Vectorizer:
@@ -48,61 +53,66 @@ def label_matrix(rows: list[dict[str, Any]], genres: list[str]) -> np.ndarray:
     return y
 
 
+def split_path(prepared: Path, name: str) -> Path:
+    """One prepared split's file; one clear error when prepare has not run."""
+    path = paths.split_file(prepared, name, ".jsonl")
+    if not path.is_file():
+        raise TmdbGenresError(f"prepared split {str(path)!r} not found",
+                              "run `dvc repro prepare` in the project root first")
+    return path
+
+
 def read_prepared_splits(prepared: Path) -> dict[str, list[dict[str, Any]]]:
     """The rows of every split the prepare stage wrote under ``prepared``."""
-    splits = {}
-    for name in paths.SPLITS:
-        path = paths.split_file(prepared, name, ".jsonl")
-        if not path.is_file():
-            raise TmdbGenresError(f"prepared split {str(path)!r} not found",
-                                  "run `dvc repro prepare` in the project root first")
-        splits[name] = read_jsonl(path)
-    return splits
+    return {name: read_jsonl(split_path(prepared, name)) for name in paths.SPLITS}
 
 
-def featurize(
-    params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer_path: Path
-) -> dict:
-    """Run the stage; return the number of features and rows per split."""
-    splits = read_prepared_splits(prepared)
+def split_chunks(prepared: Path, name: str, rows: int = CHUNK_ROWS
+                 ) -> Iterator[list[dict[str, Any]]]:
+    """The rows of one prepared split, ``rows`` at a time, in file (id) order."""
+    chunk: list[dict[str, Any]] = []
+    with open_text(split_path(prepared, name)) as handle:
+        for line in handle:
+            if line.strip():
+                chunk.append(json.loads(line))
+                if len(chunk) == rows:
+                    yield chunk
+                    chunk = []
+    if chunk:
+        yield chunk
+
+
+def design_matrix(vectorizer: Vectorizer, rows: list[dict[str, Any]]):
+    """The feature rows (float32 CSR, columns sorted in each row) of prepared examples: the
+    TF-IDF blocks side by side (a further block of columns is stacked here)."""
+    x = vectorizer.transform([row["text"] for row in rows])
+    x.sort_indices()
+    return x
+
+
+def load_vectorizer(path: Path) -> Vectorizer:
+    """The vectoriser saved by this stage; one clear error when it is missing."""
+    from .io import load_joblib
+
+    if not Path(path).is_file():
+        raise TmdbGenresError(f"vectoriser {str(path)!r} not found", "run `dvc repro featurize`")
+    return load_joblib(path)["vectorizer"]
+
+
+def featurize(params: FeaturizeParams, prepared: Path, vectorizer_path: Path) -> dict:
+    """Run the stage; return the number of features and of training rows."""
     recipe_path = prepared / paths.TEXT_RECIPE
+    texts = [row["text"] for chunk in split_chunks(prepared, "train") for row in chunk]
     if not recipe_path.is_file():
         raise TmdbGenresError(f"{str(recipe_path)!r} not found", "run `dvc repro prepare` first")
     recipe = read_json(recipe_path)
-    genres = genre_names()
     try:
-        vectorizer = fit_vectorizer(params, [row["text"] for row in splits["train"]])
+        vectorizer = fit_vectorizer(params, texts)
     except ValueError as exc:  # e.g. "After pruning, no terms remain"
         raise TmdbGenresError(f"TF-IDF could not be fitted: {exc}",
                               "lower featurize min_df or use a larger snapshot") from None
-    summary: dict[str, Any] = {}
-    with atomic_dir(out_dir) as tmp:
-        for name, rows in splits.items():
-            x = vectorizer.transform([row["text"] for row in rows])
-            x.sort_indices()  # canonical CSR for whoever reads the saved matrices
-            dump_joblib(
-                paths.split_file(tmp, name, ".joblib"),
-                {
-                    "ids": np.array([row["id"] for row in rows], dtype=np.int64),
-                    "X": x,
-                    "Y": label_matrix(rows, genres),
-                    "genres": genres,
-                },
-            )
-            summary[name] = x.shape[0]
     dump_joblib(vectorizer_path, {"format": MODEL_FORMAT, **recipe, "vectorizer": vectorizer})
-    summary["features"] = int(x.shape[1])
-    return summary
-
-
-def load_split(features: Path, split: str) -> dict[str, Any]:
-    """Load one split written by this stage."""
-    from .io import load_joblib
-
-    path = paths.split_file(features, split, ".joblib")
-    if not path.is_file():
-        raise TmdbGenresError(f"features {str(path)!r} not found", "run `dvc repro featurize`")
-    return load_joblib(path)
+    return {"features": len(vectorizer.feature_names), "train": len(texts)}
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -110,8 +120,6 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--params", type=Path, default=paths.PARAMS, help="params file")
     parser.add_argument("--prepared", type=Path, default=paths.PREPARED_DIR,
                         help="directory of prepared splits")
-    parser.add_argument("--out", type=Path, default=paths.FEATURES_DIR,
-                        help="directory for the feature matrices")
     parser.add_argument("--vectorizer", type=Path, default=paths.VECTORIZER,
                         help="where to save the fitted vectoriser")
     return parser
@@ -120,6 +128,6 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     """Run the featurize stage."""
     params = load_params(args.params).featurize
-    summary = featurize(params, args.prepared, args.out, args.vectorizer)
-    rows = ", ".join(f"{name} {summary[name]}" for name in paths.SPLITS)
-    print(f"featurize: {summary['features']} features fitted on train ({rows})")
+    summary = featurize(params, args.prepared, args.vectorizer)
+    print(f"featurize: {summary['features']} features fitted on {summary['train']} training "
+          "movies")
