@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tmdb_genres import train as train_module
 from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
 from tmdb_genres.model import GenreModel
 from tmdb_genres.params import parse_params
@@ -89,10 +88,9 @@ def test_saved_scores_are_what_the_saved_model_predicts(toy_project: Path):
 
 
 def test_outputs_do_not_depend_on_the_number_of_workers(toy_project: Path, tmp_path: Path,
-                                                        params_data, monkeypatch):
+                                                        params_data):
     """Genres fitted by 1, 2 or 3 processes (the matrix memory-mapped into them) give the
-    same model and scores, byte for byte."""
-    monkeypatch.setattr(train_module, "MEMMAP_BYTES", 0)  # map even the toy matrix
+    same model and scores, byte for byte, and leave no temporary matrix behind."""
     outputs = []
     for workers in (1, 2, 3):
         params_data["train"]["workers"] = workers
@@ -101,6 +99,6 @@ def test_outputs_do_not_depend_on_the_number_of_workers(toy_project: Path, tmp_p
               toy_project / "models/vectorizer.joblib", out / "model.joblib", out / "scores")
         outputs.append({p.relative_to(out).as_posix(): p.read_bytes()
                         for p in sorted(out.rglob("*")) if p.is_file()})
-    assert len(outputs[0]) == 3
+    assert len(outputs[0]) == 3  # model.joblib and two score files: the matrix is gone
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0]["model.joblib"] == (toy_project / "models/model.joblib").read_bytes()

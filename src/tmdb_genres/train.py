@@ -7,15 +7,18 @@ weights and the calibrated validation and test scores, so evaluation never retra
 Feature rows come from the prepared texts and the saved vectoriser (:mod:`featurize`): the
 training rows (at most ``prepare.split.train_limit`` of them) as one matrix, validation and
 test a chunk at a time, so memory is bounded whatever the catalogue's size. The 19 genres are
-independent problems, fitted by ``train.workers`` processes that share the matrix (memory
-mapped); each fit seeds liblinear itself, so the bytes are the same for any number of workers.
+independent problems, fitted by ``train.workers`` processes that share the matrix (written
+once to a temporary directory beside the model and memory-mapped); each fit seeds liblinear
+itself, so the bytes are the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +30,6 @@ from .io import atomic_dir, dump_joblib
 from .model import MODEL_FORMAT, calibrated, fit_platt, margins
 from .numeric import settle
 from .params import TrainParams, load_params
-
-MEMMAP_BYTES = "1M"  # arrays larger than this reach the worker processes memory-mapped
 
 
 def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]:
@@ -55,36 +56,81 @@ def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]
     return settle(svm.coef_[0]).astype(np.float32), settle(float(svm.intercept_[0]))
 
 
-def training_matrix(prepared: Path, vectorizer, genres: list[str]):
-    """The training split's feature rows (float64 CSR, what liblinear reads, made once rather
-    than by every fit) and labels."""
-    import scipy.sparse as sp
+@dataclass(frozen=True)
+class MatrixFiles:
+    """A CSR matrix stored as raw arrays in a directory (float64 values, int32 column indices,
+    int64 row pointers): what liblinear reads, written once, a chunk of rows at a time, and
+    memory-mapped by every process that fits genres, so no process holds it in its own memory
+    and the page cache holds it once."""
 
-    blocks, labels = [], []
-    for rows in split_chunks(prepared, "train"):
-        blocks.append(design_matrix(vectorizer, rows))
-        labels.append(label_matrix(rows, genres))
-    x = sp.vstack(blocks, format="csr", dtype=np.float64)
-    del blocks
-    x.sort_indices()
-    return x, np.concatenate(labels)
+    directory: Path
+    shape: tuple[int, int]
+    nnz: int
+
+    def load(self):
+        """The matrix, memory-mapped read-only (a CSR over the mapped arrays, no copy)."""
+        import scipy.sparse as sp
+
+        def array(name: str, dtype: type, count: int) -> np.ndarray:
+            if not count:
+                return np.zeros(0, dtype=dtype)
+            return np.memmap(self.directory / name, dtype=dtype, mode="r", shape=(count,))
+
+        return sp.csr_matrix((array("data", np.float64, self.nnz),
+                              array("indices", np.int32, self.nnz),
+                              array("indptr", np.int64, self.shape[0] + 1)),
+                             shape=self.shape, copy=False)
 
 
-def fit_all(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, np.ndarray]:
+def write_training_matrix(prepared: Path, vectorizer, genres: list[str], directory: Path
+                          ) -> tuple[MatrixFiles, np.ndarray]:
+    """Write the training split's feature rows to ``directory`` as :class:`MatrixFiles`,
+    a chunk of rows at a time; return them and the labels."""
+    labels, rows, nnz = [], 0, 0
+    with open(directory / "data", "wb") as data, open(directory / "indices", "wb") as indices, \
+            open(directory / "indptr", "wb") as indptr:
+        indptr.write(np.zeros(1, dtype=np.int64).tobytes())
+        for chunk in split_chunks(prepared, "train"):
+            x = design_matrix(vectorizer, chunk)
+            data.write(x.data.astype(np.float64).tobytes())
+            indices.write(x.indices.astype(np.int32).tobytes())
+            indptr.write((x.indptr[1:].astype(np.int64) + nnz).tobytes())
+            labels.append(label_matrix(chunk, genres))
+            rows, nnz, columns = rows + x.shape[0], nnz + x.nnz, x.shape[1]
+    return MatrixFiles(directory, (rows, columns), nnz), np.concatenate(labels)
+
+
+_LOADED: dict[Path, object] = {}  # per worker process: the mapped matrix, mapped once
+
+
+def fit_genre_from_files(files: MatrixFiles, y: np.ndarray, params: TrainParams
+                         ) -> tuple[np.ndarray, float]:
+    """:func:`fit_genre` on the memory-mapped matrix (mapped once per process)."""
+    if files.directory not in _LOADED:
+        _LOADED.clear()
+        _LOADED[files.directory] = files.load()
+    return fit_genre(_LOADED[files.directory], y, params)
+
+
+def fit_all(files: MatrixFiles, y: np.ndarray, params: TrainParams
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Every genre's weights (genres x features, float32) and intercepts, fitted by
-    ``params.workers`` processes; the result does not depend on their number."""
+    ``params.workers`` processes; the result does not depend on their number (each fit seeds
+    liblinear itself)."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
+    columns = [np.ascontiguousarray(y[:, j]) for j in range(y.shape[1])]
     if params.workers == 1:
-        results = (fit_genre(x, y[:, j], params) for j in range(y.shape[1]))
-    else:  # the matrix is memory-mapped into the workers, not copied
-        results = Parallel(n_jobs=params.workers, backend="loky", max_nbytes=MEMMAP_BYTES,
-                           return_as="generator")(
-            delayed(fit_genre)(x, np.ascontiguousarray(y[:, j]), params)
-            for j in range(y.shape[1]))
-    fitted = list(tqdm(results, total=y.shape[1], desc="train", unit="genre", file=sys.stderr,
-                       disable=None))
+        results = (fit_genre_from_files(files, column, params) for column in columns)
+    else:
+        results = Parallel(n_jobs=params.workers, backend="loky", return_as="generator")(
+            delayed(fit_genre_from_files)(files, column, params) for column in columns)
+    try:
+        fitted = list(tqdm(results, total=len(columns), desc="train", unit="genre",
+                           file=sys.stderr, disable=None))
+    finally:
+        _LOADED.clear()
     coef = np.stack([weights for weights, _ in fitted]).astype(np.float32)
     intercept = np.array([b for _, b in fitted], dtype=np.float64)
     return coef, intercept
@@ -107,10 +153,11 @@ def train(params: TrainParams, prepared: Path, vectorizer_path: Path, model_path
     """Run the stage; return a short summary."""
     vectorizer = load_vectorizer(vectorizer_path)
     genres = genre_names()
-    x, y = training_matrix(prepared, vectorizer, genres)
-    rows, features = x.shape
-    coef, intercept = fit_all(x, y, params)
-    del x
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".train-matrix-", dir=model_path.parent) as tmp:
+        files, y = write_training_matrix(prepared, vectorizer, genres, Path(tmp))
+        coef, intercept = fit_all(files, y, params)
+    rows, features = files.shape
     coef_t = np.ascontiguousarray(coef.T)
     scores = {name: split_margins(prepared, name, vectorizer, coef_t, intercept, genres)
               for name in ("validation", "test")}
