@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tmdb_genres.fetch import FetchReport, SourceError, canonical_lines, check_movie, fetch
+from tmdb_genres.fetch import FetchReport, SourceError, canonical_movies, check_movie, fetch
 from tmdb_genres.params import FetchParams
 from tmdb_genres.sources import Row
 
@@ -45,22 +45,17 @@ def test_check_movie_rejects_by_kind(obj, kind):
     assert check_movie(obj) == (None, kind)
 
 
-@pytest.mark.parametrize("run_size", [1, 2, 1000])
-def test_canonical_lines_dedupe_first_wins_and_sort(tmp_path: Path, run_size: int):
-    """In memory (one run) or spilled to sorted runs on disk and merged: the same lines."""
+def test_canonical_movies_dedupes_first_wins_and_sorts():
     report = FetchReport("test")
-    objects = [{"id": 3, "title": "c", "overview": "", "genre_ids": []},
-               {"id": 1, "title": "a", "overview": "", "genre_ids": []},
-               {"id": 3, "title": "c2", "overview": "", "genre_ids": []},
-               {"id": 2, "title": "b", "overview": "", "genre_ids": [18, 18]},
-               {"id": 1, "title": "a2", "overview": "", "genre_ids": []}]
-    lines = list(canonical_lines([Row({"line": n}, obj) for n, obj in enumerate(objects, 1)],
-                                 report, spill_dir=tmp_path, run_size=run_size))
-    movies = [json.loads(line) for line in lines]
-    assert [(m["id"], m["title"]) for m in movies] == [(1, "a"), (2, "b"), (3, "c")]
-    assert movies[1]["genre_ids"] == [18]
-    assert report.duplicates == 2 and report.movies == 3
-    assert list(tmp_path.iterdir()) == []  # the sorted runs are gone
+    movies = canonical_movies(
+        [Row({"line": n}, obj) for n, obj in enumerate([
+            {"id": 3, "title": "c", "overview": "", "genre_ids": []},
+            {"id": 1, "title": "a", "overview": "", "genre_ids": []},
+            {"id": 3, "title": "c2", "overview": "", "genre_ids": []}], start=1)],
+        report,
+    )
+    assert [(m["id"], m["title"]) for m in movies] == [(1, "a"), (3, "c")]
+    assert report.duplicates == 1
 
 
 def test_fetch_counts_rejects_and_writes_sorted_snapshot(tmp_path: Path):

@@ -9,9 +9,7 @@ always gives equal bytes.
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from typing import Any
 
 from . import paths
 from .errors import TmdbGenresError
-from .io import atomic_text, jsonl_line, open_text, write_json, write_jsonl
+from .io import open_text, write_json, write_jsonl
 from .params import FetchParams, load_params
 from .sources import Row, truncate
 
@@ -38,9 +36,6 @@ OPTIONAL_FIELDS: dict[str, type | tuple[type, ...]] = {
     "vote_average": (int, float),
     "vote_count": int,
 }
-
-
-SORT_RUN_MOVIES = 200_000  # movies sorted in memory at a time (about 0.3 GB); more spill to disk
 
 
 class SourceError(TmdbGenresError):
@@ -144,55 +139,21 @@ def read_jsonl_source(path: Path, report: FetchReport) -> Iterator[Row]:
         ) from None
 
 
-def canonical_lines(rows: Iterable[Row], report: FetchReport, spill_dir: Path | None = None,
-                    run_size: int = SORT_RUN_MOVIES) -> Iterator[str]:
-    """Check, deduplicate (first wins) and sort raw movie objects by id, yielding each kept
-    movie's canonical JSONL line; every rejected object is counted and traced in
-    ``report.reject_rows``, and ``report.movies`` is set once the lines are consumed.
-
-    Memory is bounded whatever the source's size: movies are sorted ``run_size`` at a time,
-    full runs spill to sorted files in a temporary directory under ``spill_dir`` and the runs
-    are merged (a source already in id order, like the shared data, makes one run per spill).
-    """
-    with tempfile.TemporaryDirectory(prefix=".fetch-sort-", dir=spill_dir) as tmp:
-        runs: list[Path] = []
-        buffer: list[tuple[int, int, str]] = []  # (id, arrival, line): first arrival wins
-
-        def spill() -> None:
-            run = Path(tmp) / f"run-{len(runs):05d}.tsv"
-            with open(run, "w", encoding="utf-8", newline="\n") as handle:
-                handle.writelines(f"{i}\t{n}\t{line}" for i, n, line in sorted(buffer))
-            runs.append(run)
-            buffer.clear()
-
-        for arrival, (where, obj) in enumerate(rows):
-            movie, reject = check_movie(obj)
-            if movie is None:
-                report.reject(where, reject or "invalid",
-                              json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str))
-                continue
-            buffer.append((movie["id"], arrival, jsonl_line(movie)))
-            if len(buffer) >= run_size:
-                spill()
-        if runs and buffer:
-            spill()
-        merged = heapq.merge(*map(_read_run, runs)) if runs else iter(sorted(buffer))
-        previous = None
-        for movie_id, _, line in merged:
-            if movie_id == previous:
-                report.duplicates += 1
-                continue
-            previous = movie_id
-            report.movies += 1
-            yield line
-
-
-def _read_run(path: Path) -> Iterator[tuple[int, int, str]]:
-    """The (id, arrival, line) entries of one sorted run file."""
-    with open(path, encoding="utf-8", newline="\n") as handle:
-        for entry in handle:
-            movie_id, arrival, line = entry.split("\t", 2)
-            yield int(movie_id), int(arrival), line
+def canonical_movies(rows: Iterable[Row], report: FetchReport) -> list[dict[str, Any]]:
+    """Check, deduplicate (first wins) and sort raw movie objects by id; every rejected
+    object is counted and traced in ``report.reject_rows``."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for where, obj in rows:
+        movie, reject = check_movie(obj)
+        if movie is None:
+            report.reject(where, reject or "invalid",
+                          json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str))
+        elif movie["id"] in by_id:
+            report.duplicates += 1
+        else:
+            by_id[movie["id"]] = movie
+    report.movies = len(by_id)
+    return [by_id[movie_id] for movie_id in sorted(by_id)]
 
 
 TMDB_SOURCE = "tmdb"
@@ -250,20 +211,19 @@ def fetch(params: FetchParams, out: Path, report_path: Path,
           manifest_path: Path | None = None, rejects_path: Path | None = None) -> FetchReport:
     """Read the source, write the canonical snapshot, the report, manifest and rejects."""
     report = FetchReport(source_kind=source_kind(params))
-    with atomic_text(out) as handle:  # replaced only when complete and not empty
-        for line in canonical_lines(read_source(params, report), report, spill_dir=out.parent):
-            handle.write(line)
-        if not report.movies:
-            raise SourceError(
-                f"fetch source {params.source!r} yielded no valid movies "
-                f"({report.rows_read} rows read, rejects: {dict(report.rejected) or 'none'})",
-                "point fetch.source at a file of TMDB movie objects",
-            )
+    movies = canonical_movies(read_source(params, report), report)
+    if not movies:
+        raise SourceError(
+            f"fetch source {params.source!r} yielded no valid movies "
+            f"({report.rows_read} rows read, rejects: {dict(report.rejected) or 'none'})",
+            "point fetch.source at a file of TMDB movie objects",
+        )
     manifest = {"source_kind": report.source_kind, "source": params.source,
                 **report.manifest, "movies": report.movies}
     if report.source_kind != "tmdb":
         manifest["sha256"] = file_sha256(Path(params.source))
     write_jsonl(rejects_path or default_rejects(out), report.reject_rows)
+    write_jsonl(out, movies)
     write_json(report_path, report.as_dict())
     write_json(manifest_path or default_manifest(report_path), manifest)
     return report
