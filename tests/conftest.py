@@ -89,9 +89,10 @@ def run_stages(root: Path, params: Any, movies: list[dict[str, Any]]) -> Path:
     write_jsonl(root / "data/raw/movies.jsonl", movies)
     prepare(params.prepare, root / "data/raw/movies.jsonl", root / "data/prepared",
             root / "metrics/prepare.json")
-    featurize(params.featurize, root / "data/prepared", root / "models/vectorizer.joblib")
-    train(params.train, root / "data/prepared", root / "models/vectorizer.joblib",
-          root / "models/model.joblib", root / "data/scores")
+    featurize(params.featurize, root / "data/prepared", root / "data/features",
+              root / "models/vectorizer.joblib")
+    train(params.train, root / "data/features", root / "models/model.joblib",
+          root / "data/scores")
     evaluate(params.evaluate, root / "data/scores", root / "models/thresholds.json",
              root / "metrics/metrics.json", root / "metrics/plots", root / "metrics/headline")
     return root

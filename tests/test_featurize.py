@@ -10,11 +10,11 @@ import pytest
 
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.featurize import (
-    design_matrix,
+    SHARD_ROWS,
     featurize,
     fit_vectorizer,
     label_matrix,
-    load_vectorizer,
+    load_split,
     split_chunks,
 )
 from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
@@ -79,29 +79,40 @@ def test_features_fit_on_train_only(toy_project: Path):
     saved = load_joblib(toy_project / "models/vectorizer.joblib")
     assert saved["text_fields"] == ["title", "overview"]
     vocabulary = saved["vectorizer"].blocks[0].counter.names
+    train = load_split(toy_project / "data/features", "train")
+    test = load_split(toy_project / "data/features", "test")
+    assert train["X"].shape[1] == test["X"].shape[1] == len(saved["vectorizer"].feature_names)
     assert "explosion" in vocabulary
-    vectorizer = load_vectorizer(toy_project / "models/vectorizer.joblib")
-    rows = read_jsonl(toy_project / "data/prepared/test.jsonl")
-    x = design_matrix(vectorizer, rows)
-    assert x.shape == (len(rows), len(vectorizer.feature_names)) and x.dtype == np.float32
+    assert train["Y"].shape == (train["X"].shape[0], 19)
+    assert np.all(np.diff(train["ids"]) > 0)
+    assert train["X"].dtype == np.float32 and train["X"].indices.dtype == np.int32
 
 
-def test_split_chunks_stream_every_row_in_order(toy_project: Path):
-    rows = read_jsonl(toy_project / "data/prepared/train.jsonl")
-    chunks = list(split_chunks(toy_project / "data/prepared", "train", rows=64))
-    assert [len(c) for c in chunks[:-1]] == [64] * (len(chunks) - 1) and 0 < len(chunks[-1]) <= 64
-    assert [r for c in chunks for r in c] == rows
-    vectorizer = load_vectorizer(toy_project / "models/vectorizer.joblib")
-    whole = design_matrix(vectorizer, rows)
+def test_shards_hold_the_rows_of_the_vectoriser_in_order(tmp_path: Path, params_data):
+    """Features written a shard at a time equal the whole split transformed at once."""
     import scipy.sparse as sp
 
-    assert (sp.vstack([design_matrix(vectorizer, c) for c in chunks]) != whole).nnz == 0
+    params = parse_params(params_data)
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, toy_movies(300))
+    prepare(params.prepare, snapshot, tmp_path / "prepared", tmp_path / "prepare.json")
+    featurize(params.featurize, tmp_path / "prepared", tmp_path / "features",
+              tmp_path / "v.joblib")
+    rows = read_jsonl(tmp_path / "prepared/train.jsonl")
+    chunks = list(split_chunks(tmp_path / "prepared", "train", rows=64))
+    assert [r for c in chunks for r in c] == rows and max(map(len, chunks)) == 64
+    vectorizer = load_joblib(tmp_path / "v.joblib")["vectorizer"]
+    saved = load_split(tmp_path / "features", "train")
+    whole = vectorizer.transform([row["text"] for row in rows])
+    assert (sp.csr_matrix(saved["X"]) != whole).nnz == 0
+    assert saved["ids"].tolist() == [row["id"] for row in rows]
+    assert len(rows) <= SHARD_ROWS and len(list((tmp_path / "features/train").iterdir())) == 1
 
 
 def test_missing_prepared_data_is_one_clear_error(tmp_path: Path, params_data):
     params = parse_params(params_data).featurize
     with pytest.raises(TmdbGenresError, match="run `dvc repro prepare` in the project root first"):
-        featurize(params, tmp_path / "nope", tmp_path / "v.joblib")
+        featurize(params, tmp_path / "nope", tmp_path / "f", tmp_path / "v.joblib")
 
 
 def test_outputs_are_byte_identical_across_processes_and_hash_seeds(tmp_path: Path):
@@ -141,7 +152,7 @@ def test_validation_and_test_texts_never_reach_the_vectorizer(tmp_path: Path, pa
 
     Words that occur only in validation and test (in every one of their rows, far above
     min_df) must not become features, and rewriting those splits' texts must not change one
-    byte of the saved vectoriser.
+    byte of the saved vectoriser or of the training features.
     """
     params = parse_params(params_data)
     snapshot = tmp_path / "movies.jsonl"
@@ -153,10 +164,13 @@ def test_validation_and_test_texts_never_reach_the_vectorizer(tmp_path: Path, pa
                             {"train": "zorblax quintessential"})
     outputs = {}
     for name in ("clean", "leaky", "learnt"):
-        featurize(params.featurize, tmp_path / name, tmp_path / f"{name}.joblib")
+        featurize(params.featurize, tmp_path / name, tmp_path / f"{name}-features",
+                  tmp_path / f"{name}.joblib")
         outputs[name] = load_joblib(tmp_path / f"{name}.joblib")["vectorizer"].feature_names
     assert "zorblax" in outputs["learnt"]  # the control: the same word in train is learnt
     for term in ("zorblax", "quintessential", "vermilion", "zorblax vermilion"):
         assert term not in outputs["leaky"], f"{term!r} occurs only outside train"
     assert not any("zorb" in name for name in outputs["leaky"])  # nor its character n-grams
     assert (tmp_path / "leaky.joblib").read_bytes() == (tmp_path / "clean.joblib").read_bytes()
+    assert ((tmp_path / "leaky-features/train/00000.npz").read_bytes()
+            == (tmp_path / "clean-features/train/00000.npz").read_bytes())

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
+from tmdb_genres.featurize import read_shard, write_shard
+from tmdb_genres.io import load_joblib, read_jsonl
 from tmdb_genres.model import GenreModel
 from tmdb_genres.params import parse_params
 from tmdb_genres.train import fit_genre, train
@@ -34,17 +35,15 @@ def test_scores_are_calibrated_on_validation_and_saved_for_test(toy_project: Pat
 
 
 def _train_with(project: Path, out: Path, params, permute: dict[str, int]) -> dict:
-    """Train on a copy of ``project``'s prepared splits whose genres are shuffled by seed."""
-    prepared = out / "prepared"
-    shutil.copytree(project / "data/prepared", prepared)
+    """Train on a copy of ``project``'s features whose splits' labels are shuffled by seed."""
+    features = out / "features"
+    shutil.copytree(project / "data/features", features)
     for split, seed in permute.items():
-        rows = read_jsonl(prepared / f"{split}.jsonl")
-        order = np.random.default_rng(seed).permutation(len(rows))
-        write_jsonl(prepared / f"{split}.jsonl",
-                    [{**row, "genres": rows[k]["genres"]} for row, k in zip(rows, order,
-                                                                           strict=True)])
-    train(params, prepared, project / "models/vectorizer.joblib", out / "model.joblib",
-          out / "scores")
+        for path in sorted((features / split).glob("*.npz")):
+            shard = read_shard(path)
+            order = np.random.default_rng(seed).permutation(len(shard["Y"]))
+            write_shard(path, shard["X"], shard["ids"], shard["Y"][order])
+    train(params, features, out / "model.joblib", out / "scores")
     return load_joblib(out / "model.joblib")
 
 
@@ -95,8 +94,8 @@ def test_outputs_do_not_depend_on_the_number_of_workers(toy_project: Path, tmp_p
     for workers in (1, 2, 3):
         params_data["train"]["workers"] = workers
         out = tmp_path / str(workers)
-        train(parse_params(params_data).train, toy_project / "data/prepared",
-              toy_project / "models/vectorizer.joblib", out / "model.joblib", out / "scores")
+        train(parse_params(params_data).train, toy_project / "data/features",
+              out / "model.joblib", out / "scores")
         outputs.append({p.relative_to(out).as_posix(): p.read_bytes()
                         for p in sorted(out.rglob("*")) if p.is_file()})
     assert len(outputs[0]) == 3  # model.joblib and two score files: the matrix is gone

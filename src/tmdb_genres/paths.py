@@ -18,6 +18,7 @@ PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "validation", "test")
 TEXT_RECIPE = "text_recipe.json"  # inside PREPARED_DIR
 
+FEATURES_DIR = Path("data/features")
 SCORES_DIR = Path("data/scores")
 
 MODELS_DIR = Path("models")

@@ -4,9 +4,9 @@ Each genre's LinearSVC is fitted on the training split; a Platt sigmoid maps its
 probabilities, fitted on validation margins only (test is never seen). The stage saves the
 weights and the calibrated validation and test scores, so evaluation never retrains.
 
-Feature rows come from the prepared texts and the saved vectoriser (:mod:`featurize`): the
-training rows (at most ``prepare.split.train_limit`` of them) as one matrix, validation and
-test a chunk at a time, so memory is bounded whatever the catalogue's size. The 19 genres are
+Feature rows come from featurize's shards: the training rows (at most
+``prepare.split.train_limit`` of them) as one matrix, validation and test a shard at a time,
+so memory is bounded whatever the catalogue's size. The 19 genres are
 independent problems, fitted by ``train.workers`` processes that share the matrix (written
 once to a temporary directory beside the model and memory-mapped); each fit seeds liblinear
 itself, so the bytes are the same for any number of workers.
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import paths
-from .featurize import design_matrix, label_matrix, load_vectorizer, split_chunks
+from .featurize import split_shards
 from .genres import genre_names
 from .io import atomic_dir, dump_joblib
 from .model import MODEL_FORMAT, calibrated, fit_platt, margins
@@ -82,20 +82,19 @@ class MatrixFiles:
                              shape=self.shape, copy=False)
 
 
-def write_training_matrix(prepared: Path, vectorizer, genres: list[str], directory: Path
-                          ) -> tuple[MatrixFiles, np.ndarray]:
+def write_training_matrix(features: Path, directory: Path) -> tuple[MatrixFiles, np.ndarray]:
     """Write the training split's feature rows to ``directory`` as :class:`MatrixFiles`,
-    a chunk of rows at a time; return them and the labels."""
-    labels, rows, nnz = [], 0, 0
+    a shard at a time; return them and the labels."""
+    labels, rows, nnz, columns = [], 0, 0, 0
     with open(directory / "data", "wb") as data, open(directory / "indices", "wb") as indices, \
             open(directory / "indptr", "wb") as indptr:
         indptr.write(np.zeros(1, dtype=np.int64).tobytes())
-        for chunk in split_chunks(prepared, "train"):
-            x = design_matrix(vectorizer, chunk)
+        for shard in split_shards(features, "train"):
+            x = shard["X"]
             data.write(x.data.astype(np.float64).tobytes())
             indices.write(x.indices.astype(np.int32).tobytes())
             indptr.write((x.indptr[1:].astype(np.int64) + nnz).tobytes())
-            labels.append(label_matrix(chunk, genres))
+            labels.append(shard["Y"])
             rows, nnz, columns = rows + x.shape[0], nnz + x.nnz, x.shape[1]
     return MatrixFiles(directory, (rows, columns), nnz), np.concatenate(labels)
 
@@ -136,30 +135,27 @@ def fit_all(files: MatrixFiles, y: np.ndarray, params: TrainParams
     return coef, intercept
 
 
-def split_margins(prepared: Path, name: str, vectorizer, coef_t: np.ndarray,
-                  intercept: np.ndarray, genres: list[str]
+def split_margins(features: Path, name: str, coef_t: np.ndarray, intercept: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ids, labels and settled margins of one split, computed a chunk of rows at a time."""
+    """Ids, labels and settled margins of one split, computed a shard at a time."""
     ids, labels, found = [], [], []
-    for rows in split_chunks(prepared, name):
-        ids.append(np.array([row["id"] for row in rows], dtype=np.int64))
-        labels.append(label_matrix(rows, genres))
-        found.append(margins(design_matrix(vectorizer, rows), coef_t, intercept))
+    for shard in split_shards(features, name):
+        ids.append(shard["ids"])
+        labels.append(shard["Y"])
+        found.append(margins(shard["X"], coef_t, intercept))
     return np.concatenate(ids), np.concatenate(labels), np.concatenate(found)
 
 
-def train(params: TrainParams, prepared: Path, vectorizer_path: Path, model_path: Path,
-          scores_dir: Path) -> dict:
+def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
     """Run the stage; return a short summary."""
-    vectorizer = load_vectorizer(vectorizer_path)
     genres = genre_names()
     model_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".train-matrix-", dir=model_path.parent) as tmp:
-        files, y = write_training_matrix(prepared, vectorizer, genres, Path(tmp))
+        files, y = write_training_matrix(features, Path(tmp))
         coef, intercept = fit_all(files, y, params)
-    rows, features = files.shape
+    rows, features_count = files.shape
     coef_t = np.ascontiguousarray(coef.T)
-    scores = {name: split_margins(prepared, name, vectorizer, coef_t, intercept, genres)
+    scores = {name: split_margins(features, name, coef_t, intercept)
               for name in ("validation", "test")}
     _, y_val, m_val = scores["validation"]
     platt = [fit_platt(m_val[:, j], y_val[:, j]) for j in range(len(genres))]
@@ -187,16 +183,14 @@ def train(params: TrainParams, prepared: Path, vectorizer_path: Path, model_path
                     "genres": genres,
                 },
             )
-    return {"genres": len(genres), "features": features, "rows": rows}
+    return {"genres": len(genres), "features": features_count, "rows": rows}
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add this stage's options to ``parser``."""
     parser.add_argument("--params", type=Path, default=paths.PARAMS, help="params file")
-    parser.add_argument("--prepared", type=Path, default=paths.PREPARED_DIR,
-                        help="directory of prepared splits")
-    parser.add_argument("--vectorizer", type=Path, default=paths.VECTORIZER,
-                        help="vectoriser written by featurize")
+    parser.add_argument("--features", type=Path, default=paths.FEATURES_DIR,
+                        help="directory written by featurize")
     parser.add_argument("--model", type=Path, default=paths.MODEL, help="model file to write")
     parser.add_argument("--scores", type=Path, default=paths.SCORES_DIR,
                         help="directory for calibrated validation/test scores")
@@ -206,7 +200,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     """Run the train stage."""
     params = load_params(args.params).train
-    summary = train(params, args.prepared, args.vectorizer, args.model, args.scores)
+    summary = train(params, args.features, args.model, args.scores)
     print(
         f"train: {summary['genres']} genre SVMs on {summary['rows']} movies x "
         f"{summary['features']} features -> {args.model}"
