@@ -45,17 +45,40 @@ def test_check_movie_rejects_by_kind(obj, kind):
     assert check_movie(obj) == (None, kind)
 
 
-def test_canonical_movies_dedupes_first_wins_and_sorts():
+def test_canonical_movies_dedupes_first_wins_and_sorts(tmp_path: Path):
     report = FetchReport("test")
-    movies = canonical_movies(
+    lines = canonical_movies(
         [Row({"line": n}, obj) for n, obj in enumerate([
             {"id": 3, "title": "c", "overview": "", "genre_ids": []},
             {"id": 1, "title": "a", "overview": "", "genre_ids": []},
             {"id": 3, "title": "c2", "overview": "", "genre_ids": []}], start=1)],
-        report,
+        report, lambda: tmp_path,
     )
+    movies = [json.loads(line) for line in lines]
     assert [(m["id"], m["title"]) for m in movies] == [(1, "a"), (3, "c")]
-    assert report.duplicates == 1
+    assert report.duplicates == 1 and report.movies == 2
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 1000])
+def test_canonical_movies_in_spilled_runs_equal_one_sort(tmp_path: Path, chunk_size: int):
+    """Sorting in bounded chunks spilled to disk and merged gives the same lines (first
+    occurrence of an id wins, even across runs) as sorting everything at once."""
+    import random
+
+    rng = random.Random(5)
+    objs = [{"id": rng.randrange(1, 40), "title": f"t{n}", "overview": "o", "genre_ids": [18]}
+            for n in range(60)]
+    rows = [Row({"line": n}, obj) for n, obj in enumerate(objs, start=1)]
+    report = FetchReport("test")
+    scratch = tmp_path / str(chunk_size)
+    scratch.mkdir()
+    lines = list(canonical_movies(rows, report, lambda: scratch, chunk_size=chunk_size))
+    first: dict[int, dict] = {}
+    for obj in objs:
+        first.setdefault(obj["id"], obj)
+    assert [json.loads(line) for line in lines] == [first[i] for i in sorted(first)]
+    assert report.movies == len(first) and report.duplicates == len(objs) - len(first)
+    assert len(list(scratch.iterdir())) == len(objs) // chunk_size
 
 
 def test_fetch_counts_rejects_and_writes_sorted_snapshot(tmp_path: Path):

@@ -3,7 +3,9 @@
 A source is read into TMDB movie objects; each is schema-checked, rows that fail are counted
 by kind (never silently dropped), duplicate ids are removed (the first occurrence wins) and
 the result is written sorted by id, one canonical JSON object a line, so that equal data
-always gives equal bytes.
+always gives equal bytes. Movies stream through: they are sorted in bounded chunks spilled to
+a scratch directory beside the snapshot and merged, so a million movies need no more memory
+than a thousand.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .errors import TmdbGenresError
-from .io import open_text, write_json, write_jsonl
+from .io import atomic_text, jsonl_line, open_text, scratch_dir, write_json, write_jsonl
 from .params import FetchParams, load_params
 from .sources import Row, truncate
 
@@ -139,21 +142,62 @@ def read_jsonl_source(path: Path, report: FetchReport) -> Iterator[Row]:
         ) from None
 
 
-def canonical_movies(rows: Iterable[Row], report: FetchReport) -> list[dict[str, Any]]:
-    """Check, deduplicate (first wins) and sort raw movie objects by id; every rejected
-    object is counted and traced in ``report.reject_rows``."""
-    by_id: dict[int, dict[str, Any]] = {}
-    for where, obj in rows:
+SORT_CHUNK = 50_000  # movies sorted in memory at once; more are merged from sorted runs
+
+
+def _sorted_runs(rows: Iterable[Row], report: FetchReport, scratch: Callable[[], Path],
+                 chunk_size: int) -> list[Iterator[tuple[int, int, str]]]:
+    """Check every raw object; return runs of ``(id, arrival, canonical line)`` sorted by id
+    then arrival. The last run is kept in memory; earlier ones are spilled to the directory
+    ``scratch()`` (created only if a run has to be spilled)."""
+    chunk: list[tuple[int, int, str]] = []
+    spilled: list[Path] = []
+    directory: Path | None = None
+    for arrival, (where, obj) in enumerate(rows):
         movie, reject = check_movie(obj)
         if movie is None:
             report.reject(where, reject or "invalid",
                           json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str))
-        elif movie["id"] in by_id:
+            continue
+        chunk.append((movie["id"], arrival, jsonl_line(movie)))
+        if len(chunk) >= chunk_size:
+            chunk.sort()
+            directory = directory or scratch()
+            path = directory / f"run{len(spilled):05d}.txt"
+            with open(path, "w", encoding="utf-8", newline="\n") as handle:
+                handle.writelines(f"{i} {a} {line}" for i, a, line in chunk)
+            spilled.append(path)
+            chunk = []
+    chunk.sort()
+    return [*map(_read_run, spilled), iter(chunk)]
+
+
+def _read_run(path: Path) -> Iterator[tuple[int, int, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        for text in handle:
+            movie_id, arrival, line = text.split(" ", 2)
+            yield int(movie_id), int(arrival), line
+
+
+def canonical_movies(rows: Iterable[Row], report: FetchReport, scratch: Callable[[], Path],
+                     chunk_size: int = SORT_CHUNK) -> Iterator[str]:
+    """Check, deduplicate (first wins) and sort raw movie objects by id, as canonical JSONL
+    lines; every rejected object is counted and traced in ``report.reject_rows``.
+
+    Every row is read before the first line comes out. Memory stays bounded whatever the
+    number of movies: at most ``chunk_size`` are sorted at once, in runs spilled to the
+    directory ``scratch()`` and merged.
+    """
+    import heapq
+
+    last = None
+    for movie_id, _, line in heapq.merge(*_sorted_runs(rows, report, scratch, chunk_size)):
+        if movie_id == last:
             report.duplicates += 1
-        else:
-            by_id[movie["id"]] = movie
-    report.movies = len(by_id)
-    return [by_id[movie_id] for movie_id in sorted(by_id)]
+            continue
+        last = movie_id
+        report.movies += 1
+        yield line
 
 
 TMDB_SOURCE = "tmdb"
@@ -211,19 +255,24 @@ def fetch(params: FetchParams, out: Path, report_path: Path,
           manifest_path: Path | None = None, rejects_path: Path | None = None) -> FetchReport:
     """Read the source, write the canonical snapshot, the report, manifest and rejects."""
     report = FetchReport(source_kind=source_kind(params))
-    movies = canonical_movies(read_source(params, report), report)
-    if not movies:
-        raise SourceError(
-            f"fetch source {params.source!r} yielded no valid movies "
-            f"({report.rows_read} rows read, rejects: {dict(report.rejected) or 'none'})",
-            "point fetch.source at a file of TMDB movie objects",
-        )
+    with ExitStack() as stack:  # nothing is written beside the snapshot until it is needed
+        lines = canonical_movies(read_source(params, report), report,
+                                 lambda: stack.enter_context(scratch_dir(out)))
+        first = next(lines, None)  # every row has been read
+        if first is None:
+            raise SourceError(
+                f"fetch source {params.source!r} yielded no valid movies "
+                f"({report.rows_read} rows read, rejects: {dict(report.rejected) or 'none'})",
+                "point fetch.source at a file of TMDB movie objects",
+            )
+        with atomic_text(out) as handle:
+            handle.write(first)
+            handle.writelines(lines)
     manifest = {"source_kind": report.source_kind, "source": params.source,
                 **report.manifest, "movies": report.movies}
     if report.source_kind != "tmdb":
         manifest["sha256"] = file_sha256(Path(params.source))
     write_jsonl(rejects_path or default_rejects(out), report.reject_rows)
-    write_jsonl(out, movies)
     write_json(report_path, report.as_dict())
     write_json(manifest_path or default_manifest(report_path), manifest)
     return report

@@ -104,6 +104,20 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextmanager
+def scratch_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary work directory beside ``target``, removed when the block ends; one
+    left by a writer that died (e.g. ``kill -9``) is removed by the next writer of ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
 def atomic_text(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
     """Open a text file for writing that appears at ``path`` only once fully written."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
