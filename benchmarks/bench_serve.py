@@ -74,7 +74,7 @@ def in_process(models: Path, movies: list[dict[str, str]], warm: int, repeats: i
         loads.append(time.perf_counter() - start)
     print(f"model load (joblib files + single-text tables): median "
           f"{statistics.median(loads):.2f} s of {repeats}")
-    texts = [model.text(m["title"], m["overview"]).strip(" .") for m in movies]
+    texts = [model.text(m["title"], m["overview"]) for m in movies]
     for text in texts[:warm]:
         model.predict_one(text)
     timed_texts = texts[warm:]

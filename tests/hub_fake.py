@@ -25,7 +25,7 @@ on 127.0.0.1 only (``HF_ENDPOINT=http://127.0.0.1:PORT``):
 - ``HEAD``/``GET /[spaces/]{repo}/resolve/{rev}/{path}``: a regular file with ``ETag`` (git
   blob sha1) and ``X-Repo-Commit``; an LFS file as a 302 to the storage URL with
   ``X-Linked-Etag`` (sha256) and ``X-Linked-Size``; a missing file ``X-Error-Code:
-  EntryNotFound``.
+  EntryNotFound``; with ``resolve_fault`` set, that status instead (a failing Hub).
 
 Uploads of LFS files use the LFS protocol: ``huggingface_hub`` uses Xet storage instead when
 ``hf_xet`` is installed, whose chunk store this fake does not implement, so clients of the
@@ -128,6 +128,8 @@ class FakeHub:
     objects: dict[str, bytes] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    # a failing Hub: every resolve (file download) answers this status instead (500, 503, ...)
+    resolve_fault: int | None = None
     url: str = ""
     storage_url: str = ""
     _servers: list[ThreadingHTTPServer] = field(default_factory=list)
@@ -437,6 +439,10 @@ class FakeHub:
                      "commitUrl": f"{self.url}/{prefix}{repo.repo_id}/commit/{sha}"}, {}
 
     def _ep_resolve(self, handler, groups, query, body):
+        if self.resolve_fault is not None:
+            raise HubError(self.resolve_fault, {403: "Forbidden", 500: "Internal Error",
+                                                503: "Service Unavailable"}.get(
+                                                    self.resolve_fault, "Error"))
         kind = groups.get("prefix") or "models"
         repo = self._find(handler, kind, groups["repo"], groups["rev"])
         path = groups["path"]

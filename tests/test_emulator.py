@@ -168,3 +168,16 @@ def test_cli_options_for_ties_and_hidden_movies(tmp_path):
     assert not emulator.config_from_args(parser.parse_args(["--snapshot", str(snapshot)])
                                          ).shuffle_ties
     assert cli.main(["emulator", "--hide-fraction", "2", "--snapshot", str(snapshot)]) == 2
+
+
+def test_start_hint_names_both_fetch_keys_the_live_path_needs():
+    import re
+    from pathlib import Path
+
+    hint = emulator.start_hint("http://127.0.0.1:8765/3", TOKEN, 3)
+    assert "export TMDB_API_BASE=http://127.0.0.1:8765/3" in hint
+    assert f"export TMDB_API_TOKEN={TOKEN}" in hint
+    assert "fetch.source: tmdb" in hint
+    watch = re.search(r"fetch\.watch: (\S+?),", hint)
+    assert watch, hint  # without fetch.watch, `dvc repro` rejects fetch.source: tmdb
+    assert (Path(__file__).parents[1] / watch.group(1)).is_file()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import yaml
 
 from tests.conftest import run_toy_pipeline
 from tests.hub_fake import CLIENT_ENV, FakeHub
-from tmdb_genres.hub import folder
+from tmdb_genres.hub import folder, space
 from tmdb_genres.hub.card import card_micro_f1
 from tmdb_genres.hub.publish import decide
 
@@ -57,8 +59,16 @@ def _env(hub: FakeHub, tmp_path: Path, token: str | None = TOKEN, **extra: str
     return env
 
 
+@functools.cache
+def built_wheel() -> Path:
+    """This checkout's wheel, built once per test process (a published folder carries it)."""
+    return space.build_wheel(Path(__file__).resolve().parents[1],
+                             Path(tempfile.mkdtemp(prefix="tmdb-genres-test-wheel-")))
+
+
 def _publish(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tmdb_genres", "publish", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "tmdb_genres", "publish", *args,
+                           "--wheel", str(built_wheel())], cwd=cwd,
                           env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
@@ -73,7 +83,8 @@ def test_first_publish_creates_the_repo_and_uploads_every_file(
     assert "does not exist on the Hub yet" in done.stdout
     repo = hub.repo(REPO)
     assert repo is not None and len(repo.commits) == 2  # the Hub's initial commit, then ours
-    assert set(repo.files) == {".gitattributes", *folder.FILES}
+    # the model's files and the wheel its card installs (the toy project has no pictures)
+    assert set(repo.files) == {".gitattributes", *folder.FILES, space.WHEEL}
     assert "model.safetensors" in repo.lfs  # uploaded with the LFS protocol, not inline
     assert ("PUT", next(p for m, p in hub.requests if m == "PUT")) in hub.requests
     # --dry-run writes exactly what was uploaded
@@ -82,7 +93,7 @@ def test_first_publish_creates_the_repo_and_uploads_every_file(
     assert dry.returncode == 0, dry.stderr
     assert "nothing uploaded" in dry.stdout
     assert len(hub.repo(REPO).commits) == 2
-    for name in folder.FILES:
+    for name in [*folder.FILES, space.WHEEL]:
         assert (tmp_path / "dry" / name).read_bytes() == repo.files[name], name
     # the token is sent, and never shown
     assert f"Bearer {TOKEN}" in hub.authorizations
@@ -157,7 +168,7 @@ def test_a_dead_endpoint_is_one_line(project: Path, tmp_path: Path) -> None:
     env.update(CLIENT_ENV, HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_TOKEN=TOKEN,
                HF_HOME=str(tmp_path / "hf"))
     done = _publish(project, env, REPO)
-    assert done.returncode == 2
+    assert done.returncode == 1  # the Hub could not be reached: nothing was changed
     assert done.stderr.count("\n") == 1 and "cannot reach the Hub" in done.stderr, done.stderr
     assert TOKEN not in done.stderr
 
@@ -195,3 +206,41 @@ def test_dry_run_needs_an_output(project: Path, tmp_path: Path, hub: FakeHub) ->
     assert hub.requests == []
 
 
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (500, "the Hub refused to read the card of alice/tmdb-genres: Server error '500"),
+    (503, "the Hub refused to read the card of alice/tmdb-genres: Server error '503"),
+    (403, "HF_TOKEN may not read the card of alice/tmdb-genres (403 Forbidden)"),
+])
+def test_a_hub_that_cannot_show_its_card_stops_publish(hub: FakeHub, project: Path,
+                                                       tmp_path: Path, status: int,
+                                                       expected: str) -> None:
+    """Fail closed. Before: whoami 200 and resolve 500, 503 or 403 made publish say "has no
+    card with a test micro-F1: publishing" and upload over the better model."""
+    hub.seed(REPO, {"README.md": b"---\nlicense: mit\n---\n# the better model\n"})
+    commits = len(hub.repo(REPO).commits)
+    hub.resolve_fault = status
+    done = _publish(project, _env(hub, tmp_path), REPO)
+    assert done.returncode == 1, done.stdout + done.stderr  # a remote failure, not bad input
+    assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
+    assert "nothing uploaded" in done.stderr and "--force" in done.stderr
+    assert "publishing" not in done.stdout
+    assert len(hub.repo(REPO).commits) == commits  # nothing was uploaded
+    assert not [path for method, path in hub.requests if method in ("PUT", "POST")
+                and "/commit/" in path]
+    assert TOKEN not in done.stdout + done.stderr
+    hub.resolve_fault = None  # --force stays the explicit override
+    forced = _publish(project, _env(hub, tmp_path), REPO, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert len(hub.repo(REPO).commits) == commits + 1
+
+
+def test_a_repo_without_a_card_is_still_published(hub: FakeHub, project: Path,
+                                                  tmp_path: Path) -> None:
+    """The real 404 of a missing card is the one "no card" answer."""
+    hub.seed(REPO, {"notes.txt": b"no card here\n"})
+    done = _publish(project, _env(hub, tmp_path), REPO)
+    assert done.returncode == 0, done.stderr
+    assert f"{REPO} has no card with a test micro-F1: publishing" in done.stdout
+    assert "README.md" in hub.repo(REPO).files

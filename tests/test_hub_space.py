@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ import yaml
 from tests.hub_fake import CLIENT_ENV, FakeHub
 from tmdb_genres import __version__
 from tmdb_genres.hub import folder, space
+
+from .test_parity import Reference
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "alice/tmdb-genres"
@@ -110,7 +113,7 @@ def test_the_space_start_command_serves_the_page_over_a_published_folder(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     env.update(CLIENT_ENV, HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf-home"),
-               MODEL_REPO=REPO, PORT=str(port),
+               MODEL_REPO=REPO, PORT=str(port), SERVE_OPTIONS="--max-body-bytes 5000",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     log = open(tmp_path / "space.log", "w+")  # noqa: SIM115 - read after the process ends
     process = subprocess.Popen(command, cwd=tmp_path / "space", env=env, stdout=log,
@@ -133,7 +136,17 @@ def test_the_space_start_command_serves_the_page_over_a_published_folder(
         assert status == 200
         answer = json.loads(body)
         assert "Horror" in json.dumps(answer)
+        # what the Space serves is what the evaluate stage scored (see tests/test_parity.py)
+        reference = Reference(toy_project, "fast")
+        status, body = _get(base + "/predict", {"movies": reference.movies})
+        answers = json.loads(body)["movies"]
+        reference.check([a["probabilities"] for a in answers],
+                        [[g["genre"] for g in a["genres"]] for a in answers], "the Space")
         assert ("GET", f"/api/models/{REPO}/revision/main") in hub.requests  # from the Hub
+        # the service's limits, set through the Space's SERVE_OPTIONS variable
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(base + "/predict", {"title": "Long", "overview": "word " * 1500})
+        assert refused.value.code == 413 and b"over the cap of 5,000" in refused.value.read()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)

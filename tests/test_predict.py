@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -74,12 +75,12 @@ def test_predict_text(toy_project: Path, capsys):
         (["predict", "--text", "  "], "--text is empty"),
         (["predict", "missing.jsonl"], "input 'missing.jsonl' not found"),
         (["predict", "bad.jsonl"], "bad.jsonl:2 is not valid JSON"),
-        (["predict", "x.txt"], "cannot tell the format"),
+        (["predict", "x.dat"], "cannot tell the format"),
     ],
 )
 def test_predict_errors_are_one_line(toy_project: Path, args, message):
     (toy_project / "bad.jsonl").write_text('{"title": "ok"}\n{oops\n', encoding="utf-8")
-    (toy_project / "x.txt").write_text("hi", encoding="utf-8")
+    (toy_project / "x.dat").write_text("hi", encoding="utf-8")
     result = run([*args, "--models", str(toy_project / "models")], toy_project)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -266,3 +267,188 @@ def test_a_reader_that_stops_early_is_not_an_error(toy_project: Path):
                             text=True)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert json.loads(result.stdout)["id"] == 0
+
+
+# --- one rule for what a movie is (tmdb_genres.movie), and hostile inputs -------------------
+
+NOT_MOVIES = [  # (record as a JSONL line, the start of its "error")
+    ('{"title": null, "overview": {"a": 1}}', "overview is an object, not text"),
+    ('{"overview": 42}', "overview is a number, not text"),
+    ('{"title": 123, "overview": "A ghost."}', "title is a number, not text"),
+    ('{"overview": "... !!! ???"}', "the movie has no words in its title or overview"),
+    ('{"overview": "....."}', "the movie has no words in its title or overview"),
+    ('{"overview": "\\u0000\\u0000"}', "overview has the control character U+0000"),
+    ('{"title": "\\ud800", "overview": "a ghost \\udfff story"}',
+     "title has a lone surrogate U+D800"),
+    ('{"id": 5, "title": "", "overview": " "}', "the movie has an empty title and overview"),
+    ('{"id": {"a": 1}, "overview": "A ghost."}', "id is an object"),
+    (json.dumps({"overview": "ghost " * 2000}), "overview has 12,000 characters, over the cap"),
+]
+
+
+def test_records_that_are_not_movies_get_an_error_and_the_rest_are_predicted(toy_project: Path):
+    lines = [line for line, _ in NOT_MOVIES]
+    lines.insert(3, '{"id": 1, "title": "Boo", "overview": "A ghost and a demon scream."}')
+    lines.append('{"title": "Ghost demon scream"}')
+    (toy_project / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_bytes(["predict", "in.jsonl", "--models", "models"], toy_project)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+    out = predictions(result.stdout)
+    assert len(out) == len(lines)
+    good, title_only = out.pop(3), out.pop()
+    assert good["id"] == 1 and good["genres"][0] == "Horror" and "error" not in good
+    assert title_only["genres"][0] == "Horror"
+    assert title_only["warning"] == "empty overview: predicted from the title alone"
+    for (_, fragment), answer in zip(NOT_MOVIES, out, strict=True):
+        assert answer["error"].startswith(fragment) and " — " in answer["error"], answer
+        assert answer["genres"] == [] and answer["scores"] == {}
+        assert not answer["title"]  # never echoes what made it invalid (123, "\ud800")
+    assert out[7]["id"] == 5 and out[8]["id"] is None
+    stderr = result.stderr.decode()
+    assert f"{len(NOT_MOVIES)} records were not movies" in stderr
+    assert "1 movie had an empty overview" in stderr
+
+
+def write_utf(path: Path, codec: str) -> None:
+    path.write_bytes("title,overview\nLe Fantôme,A haunted château and a ghost.\n".encode(codec))
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32", "utf-16-be"])
+def test_utf16_and_utf32_with_a_byte_order_mark_are_recognised(toy_project: Path, codec: str):
+    source = toy_project / "wide.csv"
+    if codec == "utf-16-be":
+        source.write_bytes(b"\xfe\xff" + "title,overview\nLe Fantôme,A haunted château and a "
+                           "ghost.\n".encode(codec))
+    else:
+        write_utf(source, codec)  # Python writes a byte-order mark
+    result = run_bytes(["predict", "wide.csv", "--models", "models"], toy_project)
+    assert result.returncode == 0, result.stderr
+    (record,) = predictions(result.stdout)
+    assert record["title"] == "Le Fantôme" and record["genres"][0] == "Horror"
+    assert b"cp1252" not in result.stderr
+
+
+HOSTILE = {  # name: (file bytes, extra arguments, start of the one-line error)
+    "not-utf16": (b"id,title,overview\n1,Boo,A ghost.\n", ["--encoding", "utf-16"],
+                  "in.csv is not valid utf-16"),
+    "mixed": ("title,overview\nAmélie,A prank.\n".encode() + b"Caf\xe9,A ghost.\n", [],
+              "in.csv mixes encodings: line 2 is UTF-8, line 3, byte 0xe9"),
+    "typo": (b"Title,Overveiw\nJaws,A shark.\n", [],
+             "in.csv has no overview column (columns found: 'Title', 'Overveiw')"),
+    "empty": (b"", [], "in.csv is empty"),
+    "blank": (b"\n \n", [], "in.csv is empty"),
+    "binary": (bytes(range(256)) * 8, [], "in.csv is not text (a NUL byte at offset 0)"),
+    "binary-latin-1": (bytes(range(256)) * 8, ["--encoding", "latin-1"],
+                       "in.csv is not text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_files_get_one_line_and_exit_2(toy_project: Path, case: str):
+    data, extra, message = HOSTILE[case]
+    (toy_project / "in.csv").write_bytes(data)
+    result = run_bytes(["predict", "in.csv", "-o", "out.jsonl", *extra, "--models", "models"],
+                       toy_project)
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, lines
+    assert message in lines[0] and " — " in lines[0]
+    assert not (toy_project / "out.jsonl").exists() and result.stdout == b""
+
+
+def test_deeply_nested_jsonl_and_empty_stdin_get_one_line(toy_project: Path):
+    (toy_project / "deep.jsonl").write_text('{"title": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+                                            encoding="utf-8")
+    deep = run(["predict", "deep.jsonl", "--models", "models"], toy_project)
+    assert deep.returncode == 2 and deep.stderr.count("\n") == 1
+    assert "deep.jsonl:1 is nested too deeply to read" in deep.stderr
+    empty = run_bytes(["predict", "-", "--models", "models"], toy_project, stdin=b"")
+    assert empty.returncode == 2 and b"standard input is empty" in empty.stderr
+
+
+def test_output_that_cannot_be_written_gets_one_line(toy_project: Path):
+    (toy_project / "in.jsonl").write_text('{"overview": "A ghost."}\n', encoding="utf-8")
+    result = run(["predict", "in.jsonl", "-o", "in.jsonl/out.jsonl", "--models", "models"],
+                 toy_project)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "cannot write 'in.jsonl/out.jsonl'" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the permissions")
+def test_permissions_get_one_line(toy_project: Path):
+    source = toy_project / "secret.jsonl"
+    source.write_text('{"overview": "A ghost."}\n', encoding="utf-8")
+    source.chmod(0)
+    unreadable = run(["predict", "secret.jsonl", "--models", "models"], toy_project)
+    assert unreadable.returncode == 2 and unreadable.stderr.count("\n") == 1
+    assert "cannot read 'secret.jsonl': Permission denied" in unreadable.stderr
+    source.chmod(0o644)
+    (toy_project / "ro").mkdir(mode=0o555)
+    blocked = run(["predict", "secret.jsonl", "-o", "ro/out.jsonl", "--models", "models"],
+                  toy_project)
+    assert blocked.returncode == 2 and blocked.stderr.count("\n") == 1
+    assert "cannot write 'ro/out.jsonl': Permission denied" in blocked.stderr
+
+
+def test_plain_text_is_one_overview_a_line(toy_project: Path):
+    text = b"A ghost and a demon scream.\n\nAn alien robot lands on a planet.\n"
+    piped = run_bytes(["predict", "-", "--models", "models"], toy_project, stdin=text)
+    assert piped.returncode == 0, piped.stderr
+    ghost, alien = predictions(piped.stdout)
+    assert ghost["genres"][0] == "Horror" and alien["genres"][0] == "Science Fiction"
+    assert ghost["title"] is None and "warning" not in ghost
+    assert b"read as one overview a line" in piped.stderr
+    (toy_project / "overviews.txt").write_bytes(text)
+    from_file = run_bytes(["predict", "overviews.txt", "--models", "models"], toy_project)
+    assert from_file.returncode == 0 and from_file.stdout == piped.stdout
+
+
+def test_a_title_alone_is_predicted_with_a_warning(toy_project: Path, capsys):
+    assert main(["predict", "--title", "Ghost demon scream", "--models",
+                 str(toy_project / "models")]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["genres"][0] == "Horror" and answer["title"] == "Ghost demon scream"
+    assert answer["warning"] == "empty overview: predicted from the title alone"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--text", "... !!!"], "no words in its title or overview"),
+    (["--text", "a \x01 ghost"], "control character U+0001"),
+    (["--text", "x", "in.jsonl"], "give either an INPUT file or --text"),
+    (["--text", "x", "-o", "out.jsonl"], "-o goes with an INPUT file"),
+])
+def test_text_errors_are_one_line(toy_project: Path, args, message):
+    result = run(["predict", *args, "--models", "models"], toy_project)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_text_is_a_ranked_table_on_a_terminal_and_json_in_a_pipe(toy_project: Path):
+    import pty
+
+    args = [sys.executable, "-m", "tmdb_genres", "predict", "--title", "Nightmare", "--text",
+            "A haunted house, a ghost, a demon and blood.", "--models", "models"]
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(args, cwd=toy_project, stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process has exited
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+    table = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+    piped = json.loads(subprocess.run(args, cwd=toy_project, capture_output=True, text=True,
+                                      check=True).stdout)
+    assert table[0] == f"Nightmare: {', '.join(piped['genres'])}"
+    rows = [line for line in table if line[:1] in "* " and line[2:3].isalpha()
+            and not line.startswith("  genre")]
+    assert len(rows) == len(piped["scores"])
+    probabilities = [float(row.split()[-2]) for row in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert rows[0].startswith("* Horror")
+    assert {row[2:].split("  ")[0] for row in rows if row.startswith("*")} == set(piped["genres"])

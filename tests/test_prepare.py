@@ -11,8 +11,9 @@ import pytest
 from tmdb_genres import paths
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.io import read_jsonl, write_jsonl
+from tmdb_genres.movie import movie_text, normalize_space
 from tmdb_genres.params import parse_params
-from tmdb_genres.prepare import clean, model_text, normalize_space, prepare, split_of
+from tmdb_genres.prepare import clean, prepare, split_of
 
 from .conftest import toy_movies
 
@@ -57,9 +58,13 @@ def test_clean_drops_and_counts_each_reason(params):
 
 
 def test_model_text_follows_field_choice_and_title_repeat():
-    text = model_text("Alien", " In  space\n", ("title", "overview"), 2)
+    from types import SimpleNamespace
+
+    text = movie_text("Alien", " In  space\n", SimpleNamespace(text_fields=("title", "overview"),
+                                                               title_repeat=2))
     assert text == "Alien . Alien . In space"
-    assert model_text("Alien", "In space", ("overview",), 3) == "In space"
+    assert movie_text("Alien", "In space.", SimpleNamespace(text_fields=("overview",),
+                                                           title_repeat=3)) == "In space."
 
 
 def test_split_is_stable_and_near_requested_fractions(params):

@@ -219,8 +219,10 @@ def test_report_edge_cases_render() -> None:
 def test_format_value_escapes_and_truncate_limits() -> None:
     assert rp.format_value("a|b") == "`a\\|b`"
     assert rp.format_value(None) == "—"
-    counts = rp.MetricChange("m.json", ("test", "rows"), 100.0, 120.0)
-    assert rp.format_delta(counts) == "+20.0000"  # no better/worse mark for a count
+    counts = rp.MetricChange("m.json", ("test", "rows"), 100, 120)
+    assert rp.format_delta(counts) == "+20"  # a count: no decimals, no better/worse mark
+    rate = rp.MetricChange("m.json", ("test", "labels_per_movie"), 2.5, 2.75)
+    assert rp.format_delta(rate) == "+0.2500"
     assert rp.format_value(True) == "true"
     assert rp.format_value({"Documentary": 0.5}) == '`{"Documentary": 0.5}`'
     cut = rp.truncate("x" * 100, limit=60)
@@ -455,3 +457,14 @@ def test_report_shows_the_accurate_models_side_by_side() -> None:
     # the accurate model's metrics are not mixed into the fast model's headline table
     assert "ensemble" not in body[:body.index("### Accurate model (test)")]
     assert "### Accurate model" not in rp.render_report(report_data())
+    assert "Stale" not in section  # its figures moved with the headline
+
+
+def test_accurate_figures_that_did_not_move_with_the_headline_are_marked_stale() -> None:
+    unchanged = {"accurate/metrics/compare.json": {
+        f"{model}.test.micro_f1": {"old": 0.64, "new": 0.64} for model in ("svm", "ensemble")}}
+    diff = {**dvc_metrics_diff(BASE, HEAD), **unchanged}
+    body = rp.render_report(report_data(metrics=rp.parse_metrics_diff(diff)))
+    section = body[body.index("### Accurate model (test)"):]
+    assert "| **test.micro_f1** |" in body  # the headline moved ...
+    assert "**Stale:**" in section and "make accurate" in section  # ... the accurate row did not

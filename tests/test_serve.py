@@ -100,8 +100,16 @@ def test_answers_equal_the_predict_command(server: str, project: Path, tmp_path:
 @pytest.mark.parametrize(("body", "status", "fragment"), [
     ({"title": "", "overview": "  "}, 422, "empty title and overview"),
     ({"title": ".", "overview": "."}, 422, "no words"),
-    ({"title": 5, "overview": "x"}, 422, "title: Input should be a valid string"),
-    ({"movies": [GHOST, {"overview": ["a"]}]}, 422, "movies[1].overview"),
+    ({"title": 5, "overview": "x"}, 422, "title is a number, not text"),
+    ({"title": None, "overview": {"a": 1}}, 422, "overview is an object, not text"),
+    ({"overview": 42}, 422, "overview is a number, not text"),
+    ({"overview": "... !!! ???"}, 422, "no words"),
+    ({"overview": "....."}, 422, "no words"),
+    ({"overview": "\u0000\u0000"}, 422, "control character U+0000"),
+    ({"title": "\ud800", "overview": "a ghost \udfff story"}, 422, "lone surrogate U+D800"),
+    ({"id": {"a": 1}, "overview": "x"}, 422, "id is an object"),
+    ({"title": "x" * 1001}, 413, "over the cap of 1,000"),
+    ({"movies": [GHOST], "extra": 1}, 422, "unknown field 'extra'"),
     ({"movies": "x"}, 422, "movies: Input should be a valid list"),
     ({"movies": []}, 422, "at least 1"),
     ({"titel": "x"}, 422, "unknown field 'titel'"),
@@ -115,6 +123,38 @@ def test_bad_requests_get_a_4xx_and_one_line(server: str, body, status: int, fra
     detail = response.json()["detail"]
     assert isinstance(detail, str) and "\n" not in detail and fragment in detail
     assert " — " in detail  # the problem, then the remedy
+
+
+def test_a_batch_answers_every_movie_and_says_why_for_those_that_are_not(server: str):
+    movies = [GHOST, {"id": 2, "overview": ["a"]}, {"id": 3, "title": 123, "overview": "x"},
+              {"id": 4, "title": "", "overview": " "}, {"title": "\ud800", "overview": "boo"},
+              {"id": 6, "overview": "... !!! ???"}, {"id": 7, "overveiw": "typo"},
+              "not an object", {"id": 9, "title": "Ghost demon scream", "overview": None}]
+    response = post(server, {"movies": movies})
+    assert response.status_code == 200, response.text
+    answers = response.json()["movies"]
+    assert len(answers) == len(movies)
+    assert answers[0] == post(server, GHOST).json() and "error" not in answers[0]
+    expected = {1: "movies[1].overview is a list, not text",
+                2: "movies[2].title is a number, not text",
+                3: "movies[3] has an empty title and overview",
+                4: "movies[4].title has a lone surrogate U+D800",
+                5: "movies[5] has no words", 6: "unknown field 'movies[6].overveiw'",
+                7: "movies[7] is a string, not a JSON object"}
+    for i, fragment in expected.items():
+        assert set(answers[i]) == {"id", "title", "error"}, answers[i]
+        assert answers[i]["error"].startswith(fragment) and " — " in answers[i]["error"]
+        assert "\n" not in answers[i]["error"]
+    assert [answers[i]["id"] for i in expected] == [2, 3, 4, None, 6, 7, None]
+    assert answers[2]["title"] is None and answers[4]["title"] is None  # not echoed
+    title_only = answers[8]
+    assert title_only["genres"][0]["genre"] == "Horror" and title_only["id"] == 9
+    assert title_only["warning"] == "empty overview: predicted from the title alone"
+    assert post(server, movies[8]).json()["warning"] == title_only["warning"]
+    assert "warning" not in answers[0]
+    everything_wrong = post(server, {"movies": [{"overview": 1}, {}]}, params={"explain": "none"})
+    assert everything_wrong.status_code == 200
+    assert all("error" in a for a in everything_wrong.json()["movies"])
 
 
 @pytest.mark.parametrize(("data", "headers", "status", "fragment"), [

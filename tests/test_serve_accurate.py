@@ -69,7 +69,7 @@ def post(url: str, body, **kwargs) -> requests.Response:
 def test_answers_are_the_ensembles_with_the_svms_words(server: str, model: AccurateModel):
     answer = post(server, GHOST).json()
     assert answer["model"] == "accurate" and answer["words_from"] == "svm"
-    text = model.text(GHOST["title"], GHOST["overview"]).strip(" .")  # as the service does
+    text = model.text(GHOST["title"], GHOST["overview"])
     expected = np.round(model.probabilities([text])[0], 4).tolist()
     assert list(answer["probabilities"].values()) == expected
     assert list(answer["thresholds"].values()) == np.round(model.thresholds, 4).tolist()
@@ -245,3 +245,27 @@ def test_a_slow_embedding_does_not_hold_up_the_event_loop(project: Path):
         answer = pending.result(timeout=30).json()
     assert health.status_code == 200 and waited < 5
     assert answer["genres"][0]["genre"] == "Horror"
+
+
+def test_with_the_real_engine_predict_and_serve_score_as_the_accurate_evaluate(
+        engine_project: Path, tmp_path: Path):
+    """tests/test_parity.py with the real embedding engine, through the real commands."""
+    from tmdb_genres.cli import main
+
+    from .test_parity import Reference
+
+    reference = Reference(engine_project, "accurate", encoder=None)
+    source, out = tmp_path / "test.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps(m) + "\n" for m in reference.movies), encoding="utf-8")
+    assert main(["predict", str(source), "-o", str(out), "--model", "accurate", "--models",
+                 str(engine_project / "models"), "--accurate-models",
+                 str(engine_project / "accurate/models")]) == 0
+    answers = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    reference.check([a["scores"] for a in answers], [a["genres"] for a in answers],
+                    "predict --model accurate")
+    with serve_command(["--model", "accurate"], cwd=engine_project) as (url, _):
+        batch = post(url, {"movies": reference.movies}).json()["movies"]
+        single = [post(url, movie).json() for movie in reference.movies[:10]]
+    reference.check([a["probabilities"] for a in batch],
+                    [[g["genre"] for g in a["genres"]] for a in batch], "serve --model accurate")
+    assert single == batch[:10]

@@ -132,3 +132,51 @@ def test_single_text_row_is_the_batch_row_bit_for_bit(word_max, char, sublinear,
         if all(re.search(r"\w", token) for token in text.split()):
             assert np.allclose(shares, 1.0)  # each entry is shared out among words in full
         assert set(sources.words) <= set(re.findall(r"\w+", text.lower()))
+
+
+def test_a_word_longer_than_any_real_word_is_cut_alike_in_both_paths():
+    """A token over MAX_WORD_CHARS counts as its first MAX_WORD_CHARS characters, in the
+    batch path and the single-text path alike (so their rows stay equal bit for bit)."""
+    import yaml
+
+    from tmdb_genres.featurize import fit_vectorizer
+    from tmdb_genres.params import parse_params
+    from tmdb_genres.vectorize import MAX_WORD_CHARS, SingleText
+
+    with open("params.yaml", encoding="utf-8") as handle:
+        params = parse_params(yaml.safe_load(handle)).featurize
+    vectorizer = fit_vectorizer(params, TEXTS[:250])
+    word = "hauntedghostly" * 1000
+    cut = word[:MAX_WORD_CHARS]
+    long, short = (vectorizer.transform([f"A {w} house"]) for w in (word, cut))
+    assert long.indices.tolist() == short.indices.tolist()
+    assert long.data.tobytes() == short.data.tobytes()
+    tail = vectorizer.transform([f"A {word[:MAX_WORD_CHARS + 3]}y house"])
+    assert tail.data.tobytes() == long.data.tobytes()  # what is past the cut never counts
+    columns, values, _ = SingleText(vectorizer).row(f"A {word} house")
+    assert columns.tolist() == long.indices.tolist() and values.tobytes() == long.data.tobytes()
+
+
+def test_the_single_text_cache_is_bounded_in_bytes():
+    """Before: about 265 KB a unique long word, emptied only at 65,536 words (~17 GB)."""
+    import yaml
+
+    from tmdb_genres.featurize import fit_vectorizer
+    from tmdb_genres.params import parse_params
+    from tmdb_genres.vectorize import SingleText
+
+    with open("params.yaml", encoding="utf-8") as handle:
+        params = parse_params(yaml.safe_load(handle)).featurize
+    vectorizer = fit_vectorizer(params, TEXTS[:250])
+    budget = 256 * 1024
+    single = SingleText(vectorizer, cache_bytes=budget)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    peak = 0
+    for i in range(400):  # unique 10,000-character words
+        word = "".join(letters[(i * 7 + k * (1 + i % 5)) % 26] for k in range(10_000))
+        single.row(f"{word} {i}")
+        held = sum(len(w) * 4 + a.nbytes for cache in single._char_cache
+                   for w, a in cache.items())
+        peak = max(peak, held)
+    assert 0 < peak <= budget
+    assert any(len(cache) > 10 for cache in single._char_cache)  # it does cache

@@ -147,12 +147,31 @@ def test_least_privilege_permissions() -> None:
             assert "write-all" not in str(permissions), name
             writes = {k for k, v in permissions.items() if v == "write"}
             runs = " ".join(str(s.get("run", "")) for s in job.get("steps", []))
+            deploys = any(str(s.get("uses", "")).startswith("actions/deploy-pages@")
+                          for s in job.get("steps", []))
             if "tmdb-genres refresh" in runs:  # pushes a branch, opens a PR, comments
                 assert writes == {"contents", "pull-requests"}, name
+            elif deploys:  # the docs site: Pages and the deployment's OIDC token, nothing else
+                assert path.name == "docs.yml" and writes == {"pages", "id-token"}, name
+                assert permissions["contents"] == "read", name
+                continue
             else:
                 commenting = "tmdb-genres report" in runs
                 assert writes == ({"pull-requests"} if commenting else set()), name
             assert set(permissions) <= {"contents", "pull-requests"}, name
+
+
+def test_docs_workflow_builds_strict_and_deploys_on_main_only() -> None:
+    docs = load_workflow(WORKFLOWS / "docs.yml")
+    assert docs["on"]["push"]["branches"] == ["main"] and "pull_request" not in docs["on"]
+    (job,) = docs["jobs"].values()
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    assert runs.index("make setup") < runs.index("make docs")
+    assert "mkdocs build --strict" in (ROOT / "Makefile").read_text(encoding="utf-8")
+    uses = [str(s["uses"]) for s in job["steps"] if "uses" in s]
+    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
+    upload = next(s for s in job["steps"] if "upload-pages-artifact" in str(s.get("uses")))
+    assert upload["with"]["path"] == "site"
 
 
 def test_pipeline_job_setup() -> None:
@@ -222,20 +241,24 @@ def test_pipeline_install_step_uses_the_makefile_and_the_venv(tmp_path: Path, re
     assert re.search(r"^setup-s3: setup\b", (ROOT / "Makefile").read_text(), re.M)
 
 
-def test_publish_job_runs_only_on_main_or_by_hand_and_never_for_a_fork() -> None:
+def test_publish_job_runs_only_on_main_and_never_for_a_fork() -> None:
     ci = load_workflow()
     assert "workflow_dispatch" in ci["on"]
     job = ci["jobs"]["publish"]
     assert job["needs"] == "pipeline"
     condition = " ".join(job["if"].split())
-    assert condition.startswith("github.event.repository.fork == false && (")
-    assert "github.event_name == 'workflow_dispatch'" in condition
-    assert "(github.event_name == 'push' && github.ref == 'refs/heads/main')" in condition
+    # every clause is joined by && at the top level: main only, whatever the trigger
+    assert condition.startswith("github.event.repository.fork == false && "
+                                "github.ref == 'refs/heads/main' && (")
+    assert "(github.event_name == 'workflow_dispatch' || github.event_name == 'push')" in \
+        condition
     assert "pull_request" not in condition
+    assert job["environment"] == "huggingface"  # HF_TOKEN is that environment's secret
     assert job["permissions"] == {"contents": "read"}
-    assert job["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
+    assert "HF_TOKEN" not in job["env"]
     assert job["env"]["HF_REPO_ID"] == "${{ vars.HF_REPO_ID }}"
     _, publish = find_step(ci, "hub-publish")
+    assert publish["env"] == {"HF_TOKEN": "${{ secrets.HF_TOKEN }}"}
     assert "tmdb-genres publish" in publish["run"] and "--force" not in publish["run"]
     assert publish["if"] == "steps.hub-model.outputs.available == 'true'"
 
@@ -248,14 +271,72 @@ def test_publish_job_without_its_secret_or_variable_is_a_notice(
 
     _, step = find_step(load_workflow(), "hub-settings")
     output, summary = tmp_path / "output", tmp_path / "summary"
-    env = {"PATH": os.environ["PATH"], "HF_TOKEN": token, "HF_REPO_ID": repo,
-           "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
+    # the step sees whether the secret is set (GitHub renders the expression as true/false),
+    # never the token itself
+    assert step["env"] == {"HF_TOKEN_SET": "${{ secrets.HF_TOKEN != '' }}"}
+    env = {"PATH": os.environ["PATH"], "HF_TOKEN_SET": "true" if token else "false",
+           "HF_REPO_ID": repo, "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
     done = subprocess.run([*bash_command(step), "-c", step["run"]], env=env, cwd=tmp_path,
                           capture_output=True, text=True, check=True)
     assert output.read_text() == f"enabled={enabled}\n"
     assert ("::notice title=Hub publish skipped::" in done.stdout) is (enabled == "false")
-    assert token == "" or token not in done.stdout + (summary.read_text()
-                                                      if summary.exists() else "")
+
+
+# step id -> the secrets that step (and only it) is given
+STEP_SECRETS = {
+    "ci.yml": {
+        "pull": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+        "source": {"TMDB_API_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+        "repro": {"TMDB_API_TOKEN"},
+        "push": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+        "hub-settings": {"HF_TOKEN"},  # only whether it is set
+        "hub-model": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+        "hub-publish": {"HF_TOKEN"},
+    },
+    "refresh.yml": {
+        "pull": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+        "token": {"TMDB_API_TOKEN"},
+        "refresh": {"TMDB_API_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    },
+    "docs.yml": {},  # the Pages deployment uses the job's OIDC token, no secret
+}
+_SECRET = re.compile(r"secrets\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def test_each_secret_reaches_only_the_steps_that_need_it() -> None:
+    """No workflow- or job-level env holds a secret (a pull request's code would run with
+    it in every step); each step gets exactly the secrets listed in STEP_SECRETS."""
+    for path in workflow_files():
+        workflow = load_workflow(path)
+        assert not _SECRET.search(str(workflow.get("env", {}))), path.name
+        given: dict[str, set[str]] = {}
+        for name, job in workflow["jobs"].items():
+            assert not _SECRET.search(str(job.get("env", {}))), f"{path.name}:{name}"
+            for step in job["steps"]:
+                outside_env = {k: v for k, v in step.items() if k != "env"}
+                assert not _SECRET.search(str(outside_env)), step
+                found = set(_SECRET.findall(str(step.get("env", {}))))
+                if found:
+                    given[step.get("id", step.get("name"))] = found
+        assert given == STEP_SECRETS[path.name], path.name
+
+
+_USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", re.M)
+
+
+def test_every_action_is_pinned_by_commit_sha_with_its_version() -> None:
+    """``uses: owner/repo@<40 hex> # vX.Y.Z``: a tag can be moved, a commit cannot."""
+    uses = [(path.name, *m.groups()) for path in workflow_files()
+            for m in _USES.finditer(path.read_text(encoding="utf-8"))]
+    assert len(uses) >= 10
+    for name, action, comment in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action), (name, action)
+        assert re.fullmatch(r"\s+# v\d+\.\d+\.\d+", comment), (name, action, comment)
+    shas = {}
+    for _, action, comment in uses:  # one version of an action, one commit
+        repo = "/".join(action.split("@")[0].split("/")[:2])
+        assert shas.setdefault(repo, (action.split("@")[1], comment)) == \
+            (action.split("@")[1], comment), repo
 
 
 def test_refresh_workflow_triggers_inputs_and_secrets() -> None:

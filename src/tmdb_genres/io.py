@@ -1,7 +1,9 @@
 """Deterministic, atomic file I/O shared by every stage.
 
 Outputs are written to a temporary file beside their final path and renamed into place only
-when complete, so a killed stage never leaves a half-written output behind. JSON is written
+when complete, so a killed stage never leaves a half-written output behind. A SIGTERM or
+SIGINT removes the temporaries being written at once (:func:`remove_temps_on_signals`); those
+of a ``kill -9``'d writer are removed by the next writer of the same output. JSON is written
 with sorted keys and a trailing newline so that equal content always hashes equally.
 """
 
@@ -12,11 +14,49 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+_LIVE_TEMPS: set[Path] = set()  # this process's temporaries being written
+
+
+class Interrupted(KeyboardInterrupt):
+    """A SIGTERM or SIGINT, after this process's temporaries were removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_temps_on_signals() -> dict[int, Any]:
+    """On SIGTERM or SIGINT, remove every temporary this process is writing, then raise
+    :class:`Interrupted` (a ``KeyboardInterrupt``), so nothing half-written stays behind.
+
+    Returns the handlers it replaced (to put back with ``signal.signal``). Python runs
+    signal handlers in the main thread only: called from another thread, it changes nothing.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handle(signum: int, frame: Any) -> None:
+        for path in list(_LIVE_TEMPS):
+            _remove(path)
+        raise Interrupted(signum)
+
+    return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _chmod_default(path: Path, directory: bool = False) -> None:
@@ -61,10 +101,7 @@ def remove_stale_temps(target: Path) -> list[Path]:
             continue
         if _process_is_alive(int(match.group(1))):
             continue
-        if sibling.is_dir() and not sibling.is_symlink():
-            shutil.rmtree(sibling, ignore_errors=True)
-        else:
-            sibling.unlink(missing_ok=True)
+        _remove(sibling)
         removed.append(sibling)
     return removed
 
@@ -78,12 +115,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    _LIVE_TEMPS.add(tmp)
     try:
         yield tmp
         _chmod_default(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+        _LIVE_TEMPS.discard(tmp)
 
 
 @contextmanager
@@ -93,6 +132,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
+    _LIVE_TEMPS.add(tmp)
     try:
         yield tmp
         _chmod_default(tmp, directory=True)
@@ -101,6 +141,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _LIVE_TEMPS.discard(tmp)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ saved bytes are deterministic and prediction is one sparse matrix product.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from . import paths
 from .errors import TmdbGenresError
 from .io import load_joblib, read_json
+from .movie import Movie, movie_text
 from .numeric import settle
 from .vectorize import SingleText, Vectorizer
 
@@ -159,9 +161,12 @@ class GenreModel:
 
     def text(self, title: str, overview: str) -> str:
         """The model text for one movie, built exactly as the prepare stage builds it."""
-        from .prepare import model_text
+        return movie_text(title, overview, self)
 
-        return model_text(title, overview, self.text_fields, self.title_repeat)
+    def score(self, movies: Sequence[Movie]) -> np.ndarray:
+        """Calibrated probability of every genre for each movie (rows x genres): the one
+        scoring entry point of predict, the service and the published folder."""
+        return self.probabilities([self.text(m.title, m.overview) for m in movies])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Calibrated probability of every genre for each text (rows x genres)."""

@@ -133,7 +133,7 @@ class _Section:
         if not isinstance(data, dict):
             raise ParamsError(
                 f"params.yaml: {where or 'the file'} must be a mapping, got {type(data).__name__}",
-                "fix that section of params.yaml (see the README for the schema)",
+                "fix that section of params.yaml (see docs/pipeline.md for the schema)",
             )
         self.data = data
         self.where = where
@@ -153,7 +153,7 @@ class _Section:
         if key not in self.data:
             raise ParamsError(
                 f"params.yaml: {self._name(key)} is missing",
-                f"add {self._name(key)} to params.yaml (see the README for the schema)",
+                f"add {self._name(key)} to params.yaml (see docs/pipeline.md for the schema)",
             )
         return self.data[key]
 
@@ -220,7 +220,7 @@ class _Section:
         if extra:
             raise ParamsError(
                 f"params.yaml: unknown key {self._name(extra[0])}",
-                "remove it or fix its spelling (see the README for the schema)",
+                "remove it or fix its spelling (see docs/pipeline.md for the schema)",
             )
 
 

@@ -23,6 +23,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
 from .io import atomic_dir, jsonl_line, open_text, write_json
+from .movie import movie_text, normalize_space
 from .params import PrepareParams, load_params
 
 
@@ -41,28 +42,6 @@ def split_of(movie_id: int, params: PrepareParams) -> str:
     if u < params.test_fraction + params.validation_fraction:
         return "validation"
     return "train"
-
-
-def normalize_space(text: str) -> str:
-    """Collapse runs of white space to one space and strip the ends.
-
-    ``str.split`` and the regular expression ``\\s+`` agree on what white space is (every
-    Unicode white-space character); splitting is several times faster.
-    """
-    return " ".join(text.split())
-
-
-def model_text(
-    title: str, overview: str, text_fields: tuple[str, ...] | list[str], title_repeat: int
-) -> str:
-    """The text the model sees: the chosen fields in order, the title repeated as configured."""
-    parts: list[str] = []
-    for name in text_fields:
-        if name == "title":
-            parts.extend([normalize_space(title)] * title_repeat)
-        else:
-            parts.append(normalize_space(overview))
-    return " . ".join(p for p in parts if p)
 
 
 def text_recipe(params: PrepareParams) -> dict[str, Any]:
@@ -125,7 +104,7 @@ def clean_stream(movies: Iterable[dict[str, Any]], params: PrepareParams,
         yield {
             "id": movie["id"],
             "title": title,
-            "text": model_text(title, overview, params.text_fields, params.title_repeat),
+            "text": movie_text(title, overview, params),
             "genres": sorted(genres),
         }
 

@@ -37,6 +37,10 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOP = -1  # the symbol of a stop word: dropped before n-grams are formed
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
 FIT_CHUNK = 8192  # texts counted at a time while fitting idf weights
+# A white-space token longer than this (the longest in the real data has 56 characters) is
+# cut to this length before its character n-grams are counted, in every path alike: the work
+# and memory per word stay bounded whatever a client sends.
+MAX_WORD_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -377,7 +381,7 @@ class CharNgrams:
         """Count matrix of the texts' known character n-grams."""
         lengths, words = [], []
         for text in texts:
-            tokens = text.lower().split()
+            tokens = _tokens(text)
             lengths.append(len(tokens))
             words.extend(tokens)
         distinct = {word: i for i, word in enumerate(dict.fromkeys(words))}
@@ -386,6 +390,11 @@ class CharNgrams:
         segment, _ = _segments(lengths)
         documents = _matrix(segment, occurrences, (len(lengths), len(distinct)))
         return (documents @ self.word_counts(list(distinct))).tocsr()
+
+
+def _tokens(text: str) -> list[str]:
+    """The lowercased white-space tokens of ``text``, each cut to ``MAX_WORD_CHARS``."""
+    return [token[:MAX_WORD_CHARS] for token in text.lower().split()]
 
 
 @dataclass(frozen=True)
@@ -447,6 +456,7 @@ class Vectorizer:
 
 
 _WORD_RUN = re.compile(r"\w+")
+_ENTRY_BYTES = 250  # a cache entry's overhead: the dict slot, the str and the array objects
 
 
 @dataclass
@@ -467,19 +477,21 @@ class SingleText:
     :meth:`Vectorizer.transform` is built for thousands of texts; for one text its NumPy
     trie walk and sparse-matrix assembly cost milliseconds of fixed overhead. Here the
     n-grams of one text are looked up in dictionaries (term -> column), each distinct
-    word's character n-gram columns are cached, and the TF-IDF arithmetic is the batch
+    word's character n-gram columns are cached (at most ``cache_bytes`` of them: the cache
+    is emptied when it would grow past that), and the TF-IDF arithmetic is the batch
     path's, in the same order (sorted columns), so the row is identical to
     ``transform([text])``. With ``sources=True`` it also says which words of the text each
     feature came from (for explanations).
     """
 
-    def __init__(self, vectorizer: Vectorizer, cache_size: int = 1 << 16) -> None:
+    def __init__(self, vectorizer: Vectorizer, cache_bytes: int = 16 << 20) -> None:
         self.blocks = vectorizer.blocks
         self.offsets = np.cumsum([0] + [len(b.counter.names) for b in self.blocks])
         self.terms = [dict(zip(b.counter.names, range(len(b.counter.names)), strict=True))
                       for b in self.blocks]
         self._char_cache: list[dict[str, np.ndarray]] = [{} for _ in self.blocks]
-        self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0  # what the cached words and their columns take, about
         self.stop_words = frozenset(
             word for b in self.blocks if isinstance(b.counter, WordNgrams)
             for word, symbol in b.counter.symbols.items() if symbol == _STOP)
@@ -524,16 +536,20 @@ class SingleText:
                 if column is not None:
                     columns.append(column)
         found = np.array(columns, dtype=np.int64)
-        if len(cache) >= self._cache_size:
-            cache.clear()
+        size = _ENTRY_BYTES + len(word) * 4 + found.nbytes
+        if self._cached_bytes + size > self._cache_bytes:
+            for block_cache in self._char_cache:
+                block_cache.clear()
+            self._cached_bytes = 0
         cache[word] = found
+        self._cached_bytes += size
         return found
 
     def _char_occurrences(self, block: int, text: str, ids: dict[str, int] | None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Like :meth:`_word_occurrences` for character n-grams: an n-gram belongs to the
         word runs of the white-space token it was found in."""
-        tokens = text.lower().split()
+        tokens = _tokens(text)
         parts = [self._char_columns(block, token) for token in tokens]
         columns = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if ids is None:

@@ -20,6 +20,7 @@ from .. import paths
 from ..errors import TmdbGenresError
 from ..io import read_json
 from ..model import GenreModel, ranked_genres
+from ..movie import Movie
 from . import embeddings
 from .embeddings import EXTRA_REMEDY, load_encoder, round_vectors
 from .head import head_probabilities, load_head
@@ -60,7 +61,7 @@ class AccurateModel:
         for name in ("ensemble.json", "thresholds.json"):
             if not (accurate / name).is_file():
                 raise TmdbGenresError(f"model file {str(accurate / name)!r} not found",
-                                      "run `dvc repro` in accurate/ (see the README)")
+                                      "run `dvc repro` in accurate/ (see docs/accurate.md)")
         mix = read_json(accurate / "ensemble.json")
         chosen = read_json(accurate / "thresholds.json")
         if check_engine:
@@ -80,6 +81,10 @@ class AccurateModel:
     def text(self, title: str, overview: str) -> str:
         """The model text for one movie, built exactly as the prepare stage builds it."""
         return self.svm.text(title, overview)
+
+    def score(self, movies: Sequence[Movie]) -> np.ndarray:
+        """Calibrated ensemble probability of every genre for each movie (rows x genres)."""
+        return self.probabilities([self.text(m.title, m.overview) for m in movies])
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """Calibrated ensemble probability of every genre for each text (rows x genres)."""

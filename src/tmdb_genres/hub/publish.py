@@ -2,12 +2,15 @@
 
 Writes the model folder (safetensors + JSON + model card) from the DVC outputs, reads the card
 already on the Hub (if the repo exists) and uploads only if this model's test micro-F1 is
-higher, unless ``--force``. ``--dry-run --output DIR`` writes exactly the folder it would
-upload and uploads nothing. ``--model accurate`` publishes the accurate model (the SVM
-ensembled with sentence embeddings, from ``make accurate``'s outputs): its folder and card,
-gated on its own test micro-F1 against the card on the Hub. ``--space SPACE_ID`` also writes
-(and uploads) a Docker Space that serves the model with its web page. ``HF_TOKEN`` is read
-from the environment and never printed; ``HF_ENDPOINT`` points at another Hub.
+higher, unless ``--force``. It fails closed: only the Hub's own 404 (no such repo, or no card
+in it) counts as "no card"; any other failure to read the card (5xx, 403, no answer) stops
+with a one-line error and uploads nothing. ``--dry-run --output DIR`` writes exactly the
+folder it would upload and uploads nothing. ``--model accurate`` publishes the accurate
+model (the SVM ensembled with sentence embeddings, from ``make accurate``'s outputs): its
+folder and card, gated on its own test micro-F1 against the card on the Hub. ``--space
+SPACE_ID`` also writes (and uploads) a Docker Space that serves the model with its web page.
+``HF_TOKEN`` is read from the environment and never printed; ``HF_ENDPOINT`` points at
+another Hub.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from ..errors import TmdbGenresError
+from ..errors import RemoteError, TmdbGenresError
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,19 @@ def published_score(api: Any, repo_id: str) -> tuple[bool, float | None]:
 
 
 def published_card(api: Any, repo_id: str) -> tuple[bool, float | None, str]:
-    """(repo exists, the test micro-F1 its current card declares or None, its model kind)."""
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    """(repo exists, the test micro-F1 its current card declares or None, its model kind).
+
+    Fails closed: only the Hub's answer that the repo or its card does not exist means "no
+    card". Any other failure (a 5xx after the client's retries, a 403, no connection: what
+    ``huggingface_hub`` reports as a ``LocalEntryNotFoundError``, itself an
+    ``EntryNotFoundError``) is a one-line error: a Hub outage must never let a worse model
+    overwrite a better one.
+    """
+    from huggingface_hub.errors import (
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     from .card import card_micro_f1, card_model_kind
     from .remote import hub_error
@@ -79,11 +93,25 @@ def published_card(api: Any, repo_id: str) -> tuple[bool, float | None, str]:
                     exc.server_message or "").lower():
                 raise hub_error(exc, repo_id, "read") from None
             return False, None, "fast"
-        except EntryNotFoundError:
-            return True, None, "fast"
+        except RemoteEntryNotFoundError as exc:
+            if getattr(exc.response, "status_code", None) == 404:
+                return True, None, "fast"
+            raise _unreadable_card(exc, repo_id) from None
         except Exception as exc:
-            raise hub_error(exc, repo_id, "read the card of") from None
+            cause = exc.__cause__ if isinstance(exc, LocalEntryNotFoundError) else None
+            raise _unreadable_card(cause or exc, repo_id) from None
     return True, card_micro_f1(text), card_model_kind(text)
+
+
+def _unreadable_card(exc: BaseException, repo_id: str) -> RemoteError:
+    """The one-line error for a card that could not be read: publishing fails closed (exit 1,
+    nothing uploaded), whatever the Hub answered short of a real 404."""
+    from .remote import hub_error
+
+    error = hub_error(exc, repo_id, "read the card of")
+    return RemoteError(f"{error.problem}; nothing uploaded (the published test micro-F1 "
+                           "is unknown)", f"{error.remedy}; --force publishes without the "
+                           "comparison")
 
 
 def _token() -> str:
@@ -107,6 +135,33 @@ def _upload(api: Any, folder: Path, repo_id: str, repo_type: str, message: str) 
     except Exception as exc:
         raise hub_error(exc, repo_id, "upload to") from None
     return str(getattr(info, "commit_url", info))
+
+
+def folder_extras(model: Any, root: Path, kind: str, wheel: Path | None,
+                  build_dir: Path) -> tuple[dict[str, bytes], dict[str, Any], Path]:
+    """What a published folder carries besides the model, and what its card says about it.
+
+    The wheel of this tmdb-genres version (``wheel``, or built into ``build_dir``), which the
+    card's install commands fetch from the repository; the pictures of ``make pictures`` when
+    they were drawn from this model's metrics (the fast model's); and the example output of the
+    card's load snippet (the fast model: the accurate one's needs its embedding engine).
+    Returns (files, card info, the wheel).
+    """
+    from .. import paths
+    from ..pictures import current_pictures
+    from .card import EXAMPLE, PICTURE_CAPTIONS
+    from .space import WHEEL, build_wheel
+
+    wheel = wheel if wheel is not None else build_wheel(root, build_dir)
+    files = {WHEEL: wheel.read_bytes()}
+    card: dict[str, Any] = {"wheel": WHEEL}
+    if kind == "fast":
+        pictures = [p for p in current_pictures(root / "docs" / "img", root / paths.METRICS)
+                    if p.name in PICTURE_CAPTIONS]
+        files.update({f"images/{p.name}": p.read_bytes() for p in pictures})
+        card["pictures"] = [p.name for p in pictures]
+        card["example"] = model.decide(model.probabilities([model.text(*EXAMPLE)]))
+    return files, card, wheel
 
 
 def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path("."),
@@ -133,20 +188,28 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
     if dry_run:
         if output is None:
             raise TmdbGenresError("--dry-run needs --output DIR", "add --output DIR")
-        written = write_model_folder(model, info, output)
-        say(f"publish: dry run, nothing uploaded; wrote {len(written)} files of the {kind} "
-            f"model to {output} (test micro-F1 {new:.4f})")
-        if space_id:
-            target = space_output or output.with_name(output.name + "-space")
-            files = write_space_folder(target, repo_id, space_id, root, wheel=wheel, kind=kind)
-            say(f"publish: wrote the Space folder for {space_id} to {target} "
-                f"({len(files)} files)")
+        with tempfile.TemporaryDirectory(prefix="tmdb-genres-publish-") as tmp:
+            extra, card, wheel = folder_extras(model, root, kind, wheel, Path(tmp))
+            written = write_model_folder(model, {**info, **card}, output, extra)
+            say(f"publish: dry run, nothing uploaded; wrote {len(written)} files of the {kind} "
+                f"model to {output} (test micro-F1 {new:.4f})")
+            if space_id:
+                target = space_output or output.with_name(output.name + "-space")
+                files = write_space_folder(target, repo_id, space_id, root, wheel=wheel,
+                                           kind=kind)
+                say(f"publish: wrote the Space folder for {space_id} to {target} "
+                    f"({len(files)} files)")
         return True
+
+    import logging
 
     from huggingface_hub import HfApi
 
     from .remote import hub_error
 
+    # the client's own warnings (one per retry of a failing request) stay out of the output:
+    # a failure ends in one line of ours
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=_token())
     try:
         user = api.whoami()
@@ -164,7 +227,8 @@ def publish(repo_id: str, *, models: Path = paths.MODELS_DIR, root: Path = Path(
                + (f" (project commit {commit[:12]})" if commit else ""))
     with tempfile.TemporaryDirectory(prefix="tmdb-genres-publish-") as tmp:
         folder = Path(tmp) / "model"
-        write_model_folder(model, info, folder)
+        extra, card, wheel = folder_extras(model, root, kind, wheel, Path(tmp) / "wheel")
+        write_model_folder(model, {**info, **card}, folder, extra)
         url = _upload(api, folder, repo_id, "model", message)
         say(f"publish: uploaded {repo_id} as {user.get('name', 'this token')}: {url}")
         if space_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import TmdbGenresError
+from ..errors import RemoteError, TmdbGenresError
 
 
 def download_model_folder(repo_id: str, revision: str | None = None) -> Path:
@@ -52,16 +52,16 @@ def hub_error(exc: BaseException, repo_id: str, action: str) -> TmdbGenresError:
         return TmdbGenresError(f"HF_TOKEN may not {action} {repo_id} (403 Forbidden)",
                                "use a token with write access to that namespace")
     if isinstance(exc, LocalEntryNotFoundError):
-        return TmdbGenresError(f"cannot reach the Hub to {action} {repo_id} and it is not "
+        return RemoteError(f"cannot reach the Hub to {action} {repo_id} and it is not "
                                "in the local cache", "check the network or HF_ENDPOINT")
     if isinstance(exc, HfHubHTTPError):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return TmdbGenresError(f"the Hub refused to {action} {repo_id}: {first}",
+        return RemoteError(f"the Hub refused to {action} {repo_id}: {first}",
                                "retry later; check HF_ENDPOINT and the repo id")
     if isinstance(exc, OSError | ConnectionError) or "Connect" in type(exc).__name__:
-        return TmdbGenresError(f"cannot reach the Hub to {action} {repo_id} "
+        return RemoteError(f"cannot reach the Hub to {action} {repo_id} "
                                f"({type(exc).__name__})", "check the network or HF_ENDPOINT")
-    return TmdbGenresError(f"could not {action} {repo_id}: {type(exc).__name__}: {exc}",
+    return RemoteError(f"could not {action} {repo_id}: {type(exc).__name__}: {exc}",
                            "check HF_ENDPOINT and the repo id")
 
 

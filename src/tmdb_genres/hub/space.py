@@ -7,6 +7,7 @@ the pinned ``constraints.txt`` it is installed with. At start-up (``start.sh``, 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,9 +26,13 @@ WHEEL = f"tmdb_genres-{__version__}-py3-none-any.whl"
 _START = """#!/bin/sh
 # Start-up of the Space: download the model from the Hub (MODEL_REPO; HF_ENDPOINT and
 # HF_TOKEN apply, a local folder is used as it is), then serve it with its page on PORT.
+# It is public: the service's limits (body size, slow clients, connections) keep their
+# defaults; SERVE_OPTIONS (a Space variable, e.g. "--max-connections 200") changes them.
 set -eu
 model_dir="$(python -m tmdb_genres.hub.remote "${MODEL_REPO:?set MODEL_REPO}")"
-exec tmdb-genres serve --model-dir "$model_dir" --host 0.0.0.0 --port "${PORT:-%(port)d}"
+# shellcheck disable=SC2086 # SERVE_OPTIONS is a list of options: split on purpose
+exec tmdb-genres serve --model-dir "$model_dir" --host 0.0.0.0 --port "${PORT:-%(port)d}" \
+  ${SERVE_OPTIONS:-}
 """
 
 _DOCKERFILE = """# A Docker Space for the tmdb-genres model %(repo)s.
@@ -72,6 +77,9 @@ def space_card(repo_id: str, space_id: str) -> str:
     ])
 
 
+_WHEEL_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip file can hold
+
+
 def build_wheel(project_root: Path, out_dir: Path) -> Path:
     """Build this project's wheel into ``out_dir`` from a clean copy of its sources."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +93,9 @@ def build_wheel(project_root: Path, out_dir: Path) -> Path:
         done = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
              "--disable-pip-version-check", "--wheel-dir", str(Path(tmp) / "dist"), str(source)],
-            capture_output=True, text=True, check=False)
+            capture_output=True, text=True, check=False,
+            # fixed timestamps in the zip: the same sources give the same wheel bytes
+            env={**os.environ, "SOURCE_DATE_EPOCH": _WHEEL_EPOCH})
         built = sorted((Path(tmp) / "dist").glob("tmdb_genres-*.whl"))
         if done.returncode != 0 or not built:
             last = (done.stderr.strip().splitlines() or ["no wheel was written"])[-1]

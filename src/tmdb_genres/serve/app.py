@@ -1,11 +1,12 @@
 """The FastAPI application: ``POST /predict``, ``GET /genres``, ``GET /health`` and the page.
 
 One process holds one copy of the model, whatever the number of workers. The fast model
-answers a single movie on the event loop itself (about a millisecond of work, less than a
-hand-off to a thread and back, which costs several on a busy machine); a batch, and any
-request to the accurate model (which embeds the text: tens of milliseconds), runs on one of
-``worker_threads`` threads (a capacity limiter over the event loop's thread pool), so a long
-request never blocks the event loop.
+answers a short single movie on the event loop itself (about a millisecond of work, less than
+a hand-off to a thread and back, which costs several on a busy machine); a batch, a long movie
+(over ``INLINE_CHARS`` characters, or with ``explain=all``) and any request to the accurate
+model (which embeds the text: tens of milliseconds) run on one of ``worker_threads`` threads
+(a capacity limiter over the event loop's thread pool), answer encoded there too, so a long
+request never blocks the event loop. Every ``GET`` route also answers ``HEAD``.
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations.)
 """
 
@@ -17,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..model import GenreModel
+from ..movie import MAX_OVERVIEW, MAX_TITLE, InvalidMovie, echo_id, echo_title, validate_movie
+from ..movie import Movie as ValidMovie
 from .schemas import (
     MAX_BATCH,
-    MAX_OVERVIEW,
-    MAX_TITLE,
     Batch,
     BatchPrediction,
     Genres,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 TOP_WORDS = 5  # contributing words per genre
+INLINE_CHARS = 2_000  # a single movie up to this long is answered on the event loop
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 WORDS_FROM = "svm"  # the contributing words are the SVM's, for either model
@@ -45,15 +47,6 @@ DESCRIPTIONS = {
 EXAMPLE = '{"title": "The Hollow House", "overview": "A family moves into a haunted house."}'
 
 
-class BadRequest(Exception):
-    """A request the service refuses: an HTTP status and a one-line message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def _rounded(values: np.ndarray) -> list[float]:
     """Four decimals, rounded as ``tmdb-genres predict`` rounds them."""
     return np.round(values, 4).tolist()
@@ -64,16 +57,7 @@ def model_kind(model: Any) -> str:
     return str(getattr(model, "kind", "fast"))
 
 
-def movie_text(model: GenreModel, movie: Movie, where: str = "") -> str:
-    """The model text of ``movie`` (a 422 if it has no words at all)."""
-    text = model.text(movie.title, movie.overview).strip(" .")
-    if not text:
-        raise BadRequest(422, f"{where or 'the movie'} has no words in its title or overview: "
-                         "nothing to classify — send a title or an overview")
-    return text
-
-
-def answer(model: GenreModel, movie: Movie, probabilities: np.ndarray,
+def answer(model: GenreModel, movie: ValidMovie, probabilities: np.ndarray,
            words: dict[str, list[tuple[str, float]]] | None, explain: str) -> dict[str, Any]:
     """The answer for one movie (see :class:`~.schemas.Prediction`)."""
     ranked = model.decide(probabilities[None, :])[0]
@@ -99,25 +83,49 @@ def answer(model: GenreModel, movie: Movie, probabilities: np.ndarray,
     }
     if explain == "all":
         result["words"] = {genre: word_list(genre) for genre in model.genres}
+    if movie.warning:
+        result["warning"] = movie.warning
     return result
 
 
-def predict_movies(model: GenreModel, movies: list[Movie], explain: str,
-                   batch: bool) -> list[dict[str, Any]]:
+def refusal(record: Any, error: InvalidMovie) -> dict[str, Any]:
+    """In a batch's answer, in place of ``record`` (not a movie): why."""
+    fields = record if isinstance(record, dict) else {}
+    return {"id": echo_id(fields.get("id")), "title": echo_title(fields.get("title")),
+            "error": str(error)}
+
+
+def predict_movies(model: GenreModel, movies: list[ValidMovie], explain: str
+                   ) -> list[dict[str, Any]]:
     """The answers for ``movies``: with words from the single-text path, or without
     (``explain="none"``) from one batch product."""
-    texts = [movie_text(model, movie, f"movies[{i}]" if batch else "")
-             for i, movie in enumerate(movies)]
     if explain == "none":
-        probabilities = (model.probabilities(texts) if len(texts) > 1
-                         else [model.probabilities_one(texts[0])])
+        probabilities = (model.score(movies) if len(movies) > 1
+                         else [model.probabilities_one(model.text(m.title, m.overview))
+                               for m in movies])
         return [answer(model, movie, p, None, explain)
                 for movie, p in zip(movies, probabilities, strict=True)]
     results = []
-    for movie, text in zip(movies, texts, strict=True):
-        probabilities, words = model.predict_one(text, TOP_WORDS)
+    for movie in movies:
+        probabilities, words = model.predict_one(model.text(movie.title, movie.overview),
+                                                 TOP_WORDS)
         results.append(answer(model, movie, probabilities, words, explain))
     return results
+
+
+def predict_batch(model: GenreModel, records: list[Any], explain: str) -> list[dict[str, Any]]:
+    """The answers for a batch's ``records``, in order: each is checked on its own, and one
+    that is not a movie gets its ``error`` in its place."""
+    checked: list[ValidMovie | InvalidMovie] = []
+    for i, record in enumerate(records):
+        try:
+            checked.append(validate_movie(record, where=f"movies[{i}]", strict=True))
+        except InvalidMovie as exc:
+            checked.append(exc)
+    valid = [m for m in checked if isinstance(m, ValidMovie)]
+    answers = iter(predict_movies(model, valid, explain) if valid else [])
+    return [next(answers) if isinstance(m, ValidMovie) else refusal(record, m)
+            for m, record in zip(checked, records, strict=True)]
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -156,9 +164,8 @@ def validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, st
     if kind == "too_long":
         return 413, (f"batch of {len(body['movies']):,} movies is over the cap of "
                      f"{MAX_BATCH:,} — split it into requests of at most {MAX_BATCH:,}")
-    if kind == "value_error":
-        return 422, (f"{where or 'the movie'}: {ctx.get('error', error['msg'])!s} — send a "
-                     "title or an overview")
+    if isinstance(ctx.get("error"), InvalidMovie):
+        return (413 if ctx["error"].too_long else 422), str(ctx["error"])
     if kind == "extra_forbidden":
         return 422, (f"unknown field {where!r} — a movie has title, overview and an optional "
                      "id; a batch is {\"movies\": [...]}")
@@ -228,13 +235,11 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
         status, message = validation_message(list(exc.errors()), exc.body)
         return JSONResponse({"detail": message}, status_code=status)
 
-    @app.exception_handler(BadRequest)
-    async def _refused(request: Request, exc: BadRequest) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+    def json_bytes(content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
     def json_response(content: Any) -> Response:
-        body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-        return Response(body.encode(), media_type="application/json")
+        return Response(json_bytes(content), media_type="application/json")
 
     @app.post("/predict", responses={200: {"model": Prediction | BatchPrediction}},
               summary="Genres of one movie or of a batch")
@@ -244,21 +249,21 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
                                            "`predicted` genres, of `all`, or `none` (faster "
                                            "batches)")
                       ) -> Response:
-        if isinstance(payload, Movie) and not slow_single:
-            # about a millisecond: less than handing it to a thread and back costs
-            return json_response(predict_movies(model, [payload], explain, False)[0])
-        if isinstance(payload, Movie):  # the accurate model embeds it: tens of milliseconds
-            movie = payload
+        if isinstance(payload, Movie):
+            movie = payload.movie()
+            if (not slow_single and explain != "all"
+                    and len(movie.title) + len(movie.overview) <= INLINE_CHARS):
+                # about a millisecond: less than handing it to a thread and back costs
+                return json_response(predict_movies(model, [movie], explain)[0])
 
-            def one() -> dict[str, Any]:
-                return predict_movies(model, [movie], explain, False)[0]
+            def work() -> bytes:  # a long text, or the accurate model embedding it
+                return json_bytes(predict_movies(model, [movie], explain)[0])
+        else:
+            def work() -> bytes:
+                return json_bytes({"movies": predict_batch(model, payload.movies, explain)})
 
-            return json_response(await anyio.to_thread.run_sync(one, limiter=limiter))
-
-        def work() -> dict[str, Any]:
-            return {"movies": predict_movies(model, payload.movies, explain, True)}
-
-        return json_response(await anyio.to_thread.run_sync(work, limiter=limiter))
+        body = await anyio.to_thread.run_sync(work, limiter=limiter)
+        return Response(body, media_type="application/json")
 
     @app.get("/genres", response_model=Genres, summary="Genres, thresholds and test F1")
     async def get_genres() -> Response:
@@ -281,4 +286,9 @@ def create_app(model: GenreModel, info: dict[str, Any], worker_threads: int = 1)
         return Response(content, media_type=media_type,
                         headers={"Cache-Control": "no-cache"})
 
+    for route in list(app.router.routes):  # HEAD wherever GET works (the server sends no body)
+        methods = getattr(route, "methods", None) or set()
+        if "GET" in methods and "HEAD" not in methods:
+            app.add_api_route(route.path, route.endpoint, methods=["HEAD"],
+                              include_in_schema=False)
     return app

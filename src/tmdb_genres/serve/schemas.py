@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from types import MappingProxyType
+from typing import Any
 
-MAX_TITLE = 1_000  # characters
-MAX_OVERVIEW = 10_000  # characters
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..movie import MAX_OVERVIEW, MAX_TITLE, METADATA_FIELDS, validate_movie
+from ..movie import Movie as ValidMovie
+
 MAX_BATCH = 1_000  # movies a request
 
 
+
 class Movie(BaseModel):
-    """One movie to classify: a title, an overview, or both (an id is passed back)."""
+    """One movie to classify: a title, an overview, or both (an id is passed back), and
+    optional metadata. Checked by the one rule of :func:`tmdb_genres.movie.validate_movie`."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"title": "The Hollow House",
@@ -19,25 +25,37 @@ class Movie(BaseModel):
     id: int | str | None = Field(None, description="passed back unchanged")
     title: str = Field("", max_length=MAX_TITLE)
     overview: str = Field("", max_length=MAX_OVERVIEW)
+    original_language: Any = Field(None, description="metadata, passed through unparsed")
+    release_date: Any = Field(None, description="metadata, passed through unparsed")
+    vote_count: Any = Field(None, description="metadata, passed through unparsed")
+    popularity: Any = Field(None, description="metadata, passed through unparsed")
+    vote_average: Any = Field(None, description="metadata, passed through unparsed")
 
-    @field_validator("title", "overview", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _null_is_empty(cls, value: object) -> object:
-        return "" if value is None else value
+    def _is_a_movie(cls, data: Any) -> Any:
+        # the one rule; InvalidMovie is a ValueError: pydantic reports it, and
+        # app.validation_message words it
+        movie = validate_movie(data, strict=True)
+        return {"id": movie.id, "title": movie.title, "overview": movie.overview,
+                **movie.metadata}
 
-    @model_validator(mode="after")
-    def _has_text(self) -> Movie:
-        if not self.title.strip() and not self.overview.strip():
-            raise ValueError("empty title and overview: nothing to classify")
-        return self
+    def movie(self) -> ValidMovie:
+        """The validated movie this request holds (checked by the rule on the way in)."""
+        metadata = {key: value for key in METADATA_FIELDS
+                    if (value := getattr(self, key)) is not None}
+        return ValidMovie(title=self.title, overview=self.overview, id=self.id,
+                          metadata=MappingProxyType(metadata))
 
 
 class Batch(BaseModel):
-    """Several movies in one request (at most ``MAX_BATCH``)."""
+    """Several movies in one request (at most ``MAX_BATCH``); each is checked on its own, and
+    one that is not a movie gets an ``error`` in its place of the answer."""
 
     model_config = ConfigDict(extra="forbid")
 
-    movies: list[Movie] = Field(min_length=1, max_length=MAX_BATCH)
+    movies: list[Any] = Field(min_length=1, max_length=MAX_BATCH,
+                              description="movies as in the single-movie request")
 
 
 class Word(BaseModel):
@@ -74,12 +92,23 @@ class Prediction(BaseModel):
     words: dict[str, list[Word]] | None = Field(
         None, description="with ?explain=all: the top words of every genre, not only the "
         "predicted ones")
+    warning: str | None = Field(
+        None, description="why the answer deserves care: a movie with a title and no "
+        "overview is predicted from its title alone")
+
+
+class MovieError(BaseModel):
+    """In a batch's answer, in place of a movie that is not one: why."""
+
+    id: int | str | None = None
+    title: str | None = None
+    error: str = Field(description="one line: the problem, then the remedy")
 
 
 class BatchPrediction(BaseModel):
     """The answers for a batch, in request order."""
 
-    movies: list[Prediction]
+    movies: list[Prediction | MovieError]
 
 
 class GenreInfo(BaseModel):

@@ -398,6 +398,15 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
                           hide_fraction=args.hide_fraction)
 
 
+def start_hint(base_url: str, token: str, movies: int) -> str:
+    """What the emulator prints at start: the two exports and the params that use it."""
+    return (f"TMDB emulator: {movies} movies at {base_url}\n"
+            f"  export TMDB_API_BASE={base_url}\n"
+            f"  export TMDB_API_TOKEN={token}\n"
+            "  then set, in params.yaml, fetch.source: tmdb and\n"
+            "  fetch.watch: src/tmdb_genres/sources/tmdb_api.py, and run dvc repro fetch")
+
+
 def main(args: argparse.Namespace) -> None:
     """Serve until interrupted."""
     config = config_from_args(args)
@@ -406,10 +415,7 @@ def main(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise TmdbGenresError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}",
                               "pick another --port (0 picks a free one)") from None
-    print(f"TMDB emulator: {len(config.movies)} movies at {server.base_url}\n"
-          f"  export TMDB_API_BASE={server.base_url}\n"
-          f"  export TMDB_API_TOKEN={config.token}\n"
-          f"  then set fetch.source: tmdb in params.yaml and run dvc repro", file=sys.stderr,
+    print(start_hint(server.base_url, config.token, len(config.movies)), file=sys.stderr,
           flush=True)
     try:
         server.serve_forever()

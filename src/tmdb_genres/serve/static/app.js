@@ -85,7 +85,8 @@ function render() {
   }
   const n = chosen.size;
   setStatus(`${n} genre${n === 1 ? "" : "s"} at or above ${globalThreshold === null
-    ? "the model's thresholds" : `${globalThreshold.toFixed(2)}`}.`);
+    ? "the model's thresholds" : `${globalThreshold.toFixed(2)}`}.`
+    + (answer.warning ? ` (${answer.warning})` : ""));
   highlight(chosen);
 }
 
