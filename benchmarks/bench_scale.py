@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,9 @@ def model_use(repo: Path, source: Path, movies: int) -> None:
           f"({movies / figures['wall']:,.0f} movies/s), CPU {figures['cpu']:.1f} s, peak RSS "
           f"{figures['rss'] / GIB:.2f} GiB")
     (repo / "predictions.jsonl").unlink()
+    # publish builds the project's wheel and card from the checkout: give it what they read
+    shutil.copy2(ROOT / "README.md", repo / "README.md")
+    shutil.copytree(ROOT / "docs", repo / "docs", dirs_exist_ok=True)
     figures = measure(["tmdb-genres", "publish", "owner/tmdb-genres-scale", "--dry-run",
                        "--output", "hub-folder"], repo)
     sizes = sorted((p.stat().st_size, p.name) for p in (repo / "hub-folder").iterdir())
