@@ -12,6 +12,11 @@ Everything runs in a temporary folder (the checkout's outputs and cache are neve
 ``accurate/metrics/timings.json``, written this way; no pipeline stage depends on it).
 
     python benchmarks/bench_accurate.py [--movies N] [--predict-docs N] [--metrics-out PATH]
+    python benchmarks/bench_accurate.py --cache-texts 1000000 [--weekly-new N]
+
+``--cache-texts N`` measures the embedding cache at N texts instead (segments written as a run
+writes them, the merge, a rerun's lookup and read) and the engine's texts/s on a real sample,
+multiplied out: the hours N texts take once and the minutes a refresh of new texts takes.
 """
 
 from __future__ import annotations
@@ -91,6 +96,86 @@ def predict_figures(model, texts: list[str]) -> dict[str, float]:
     return {"docs_per_s": len(texts) / seconds, "latency_ms": 1000 * statistics.median(single)}
 
 
+def peak_rss_gib() -> float:
+    """This process's peak RSS so far, GiB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
+
+
+def engine_rate(sample: int) -> tuple[float, float]:
+    """Texts/s of the engine (loaded beforehand) on ``sample`` real texts from an empty
+    cache, and the CPU seconds a text (which the machine's load does not change)."""
+    import resource
+
+    from tmdb_genres.accurate.embeddings import embed_texts, load_encoder
+
+    with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
+        movies = [json.loads(line) for line in handle]
+    texts = [f"{m['title']} {m['title']} {m.get('overview') or ''}"
+             for m in movies[:: max(1, len(movies) // sample)][:sample]]
+    encoder = load_encoder("e5-small-q4")
+    encoder(texts[:1])
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    with tempfile.TemporaryDirectory(prefix="bench-accurate-") as tmp:
+        seconds, _ = timed(embed_texts, texts, "e5-small-q4", Path(tmp), encoder=encoder)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return len(texts) / seconds, cpu / len(texts)
+
+
+def cache_at_scale(n: int, weekly: int, sample: int) -> None:
+    """The cost of the embedding cache and of embedding at ``n`` texts (see ``--cache-texts``).
+
+    The cache is filled as a run fills it (a segment every 256 texts), with random rounded
+    vectors instead of the engine's, so the figures are the cache's own; the engine's rate is
+    measured on ``sample`` real texts and multiplied out.
+    """
+    import numpy as np
+
+    from tmdb_genres.accurate import embeddings as emb
+
+    rate, cpu = engine_rate(sample) if sample else (0.0, 0.0)
+    engine = emb.engine_id(emb.ENGINES["e5-small-q4"])
+    keys = [emb.text_key(engine, f"synthetic text {i}") for i in range(n + weekly)]
+    rng = np.random.default_rng(0)
+    chunk = 32 * 8
+    with tempfile.TemporaryDirectory(prefix="bench-accurate-cache-") as tmp:
+        root = Path(tmp)
+        cache = emb.EmbeddingCache(root, engine)
+        start = time.perf_counter()
+        for at in range(0, n, chunk):
+            part = keys[at: min(at + chunk, n)]
+            cache.add(part, rng.standard_normal((len(part), 384)).astype(np.float32) / 20)
+        write_s = time.perf_counter() - start
+        compact_s, _ = timed(cache.compact)
+        files = len(list(cache.folder.glob("*.seg")))
+        size = sum(p.stat().st_size for p in cache.folder.glob("*.seg"))
+        del cache
+        start = time.perf_counter()
+        cache = emb.EmbeddingCache(root, engine)
+        todo = cache.missing(keys)
+        lookup_s = time.perf_counter() - start
+        get_s, vectors = timed(cache.get, keys[:n])
+        assert len(todo) == weekly and vectors.shape == (n, 384), (len(todo), vectors.shape)
+        print(f"embedding cache at {n:,} texts: {write_s:.0f} s of segment writes "
+              f"({1e6 * write_s / n:.0f} us a text; the engine takes "
+              f"{1e6 / rate if rate else float('nan'):,.0f}), compaction {compact_s:.0f} s "
+              f"into {files} files ({size / 1e9:.2f} GB); a rerun opens it and finds the "
+              f"{weekly:,} new texts in {lookup_s:.1f} s, reads all {n:,} vectors in "
+              f"{get_s:.1f} s; peak RSS {peak_rss_gib():.2f} GiB "
+              f"(the {vectors.nbytes / (1 << 30):.2f} GiB matrix of vectors included)")
+    if rate:
+        threads = emb._threads()
+        idle = threads / cpu  # texts/s if the engine's threads had the cores to themselves
+        print(f"engine: {rate:.1f} texts/s on {sample} real texts (e5-small-q4, {threads} "
+              f"threads, {cpu:.3f} CPU s a text: {idle:.1f} texts/s on {threads} idle cores); "
+              f"{n:,} texts once: {n / rate / 3600:.1f} h at this rate, "
+              f"{n / idle / 3600:.1f} h on idle cores; a refresh adding {weekly:,}: "
+              f"{weekly / rate / 60:.1f} min ({weekly / idle / 60:.1f} min on idle cores) "
+              f"of embedding + {lookup_s + get_s:.0f} s of cache")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--movies", type=int, default=0,
@@ -98,9 +183,21 @@ def main() -> None:
     parser.add_argument("--predict-docs", type=int, default=200,
                         help="overviews for the predict throughput")
     parser.add_argument("--metrics-out", type=Path, help="also write the figures here (JSON)")
+    parser.add_argument("--cache-texts", type=int, default=0,
+                        help="instead: the embedding cache filled with this many texts (as a "
+                             "run fills it), reopened and read, and the engine's rate on "
+                             "--engine-sample real texts multiplied out to this many")
+    parser.add_argument("--weekly-new", type=int, default=2000,
+                        help="with --cache-texts: new texts a refresh adds (default: "
+                             "%(default)s)")
+    parser.add_argument("--engine-sample", type=int, default=200,
+                        help="with --cache-texts: real texts to time the engine on (0: skip)")
     args = parser.parse_args()
     if not SHARED_MOVIES.is_file():
         sys.exit(f"the shared data is not at {SHARED_MOVIES}")
+    if args.cache_texts:
+        cache_at_scale(args.cache_texts, args.weekly_new, args.engine_sample)
+        return
     from tmdb_genres.accurate.embeddings import ENGINES
     from tmdb_genres.accurate.model import AccurateModel
     from tmdb_genres.io import write_json, write_jsonl

@@ -100,6 +100,73 @@ def test_cache_is_per_engine_and_version(tmp_path: Path, monkeypatch: pytest.Mon
     assert encoder.seen == 3
 
 
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_run_keeps_its_segments_and_the_next_resumes(tmp_path: Path):
+    """The cache is written as the run goes: a run that dies keeps what it embedded, the
+    next embeds only the rest, and the vectors equal those of an uninterrupted run."""
+    texts = [f"movie {i} about a ghost" for i in range(100)]
+    clean, _ = emb.embed_texts(texts, "e5-small-q4", tmp_path / "clean", 4, encoder=WordEncoder())
+    calls = []
+
+    def dying(batch):
+        calls.append(len(batch))
+        if len(calls) > 20:  # 20 batches of 4: two segments of 32 were flushed, then death
+            raise Interrupted
+        return WordEncoder()(batch)
+
+    with pytest.raises(Interrupted):
+        emb.embed_texts(texts, "e5-small-q4", tmp_path / "resumed", 4, encoder=dying)
+    folder = next((tmp_path / "resumed").iterdir())
+    assert len(list(folder.glob("*.seg"))) == 2
+    dead = folder / ".0123456789abcdef.seg.999999999.x1.tmp"  # a killed writer's temp file
+    dead.write_bytes(b"partial")
+    encoder = WordEncoder()
+    resumed, new = emb.embed_texts(texts, "e5-small-q4", tmp_path / "resumed", 4,
+                                   encoder=encoder)
+    assert new == encoder.seen == 100 - 64
+    assert resumed.tobytes() == clean.tobytes()
+    assert not dead.exists()
+
+
+def test_small_segments_are_merged_after_a_run(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(emb, "COMPACT_ROWS", 40)
+    texts = [f"text {i}" for i in range(100)]
+    first, _ = emb.embed_texts(texts, "e5-small-q4", tmp_path, 1, encoder=WordEncoder())
+    folder = next(tmp_path.iterdir())
+    sizes = sorted(len(emb.read_segment(p).keys) for p in folder.glob("*.seg"))
+    assert sum(sizes) == 100 and len(sizes) < 100 // 8 and max(sizes) <= 40
+    encoder = WordEncoder()
+    again, new = emb.embed_texts(texts, "e5-small-q4", tmp_path, 1, encoder=encoder)
+    assert new == encoder.seen == 0 and again.tobytes() == first.tobytes()
+
+
+def test_a_damaged_segment_is_embedded_again(tmp_path: Path):
+    texts = [f"text {i}" for i in range(10)]
+    first, _ = emb.embed_texts(texts, "e5-small-q4", tmp_path, 8, encoder=WordEncoder())
+    segment = next(next(tmp_path.iterdir()).glob("*.seg"))
+    segment.write_bytes(segment.read_bytes()[:-100])
+    encoder = WordEncoder()
+    again, new = emb.embed_texts(texts, "e5-small-q4", tmp_path, 8, encoder=encoder)
+    assert new == encoder.seen == 10 and again.tobytes() == first.tobytes()
+
+
+def test_former_npz_shards_are_migrated_once(tmp_path: Path):
+    texts = ["a ghost", "an alien"]
+    engine = emb.engine_id(emb.engine_spec("e5-small-q4"))
+    keys = [emb.text_key(engine, t) for t in texts]
+    vectors = emb.round_vectors(WordEncoder()(texts))
+    folder = tmp_path / hashlib.sha256(engine.encode()).hexdigest()[:16]
+    folder.mkdir()
+    np.savez(folder / "old.npz", keys=np.asarray(keys), vectors=vectors)
+    encoder = WordEncoder()
+    got, new = emb.embed_texts(texts, "e5-small-q4", tmp_path, 8, encoder=encoder)
+    assert new == encoder.seen == 0 and got.tobytes() == vectors.tobytes()
+    assert not list(folder.glob("*.npz")) and len(list(folder.glob("*.seg"))) == 1
+
+
 def test_training_subset_is_stable_and_grows():
     rows = [{"id": i} for i in range(1000)]
     small, large = training_subset(rows, 100), training_subset(rows, 300)
@@ -213,4 +280,6 @@ def test_predict_gives_the_pipelines_ensemble_scores(toy_project: Path, params):
     rows = read_jsonl(toy_project / "data/prepared/validation.jsonl")
     saved = load_joblib(toy_project / "accurate/data/scores/validation.joblib")
     assert [r["id"] for r in rows] == saved["ids"].tolist()
-    assert np.array_equal(model.probabilities([r["text"] for r in rows]), saved["P"])
+    texts = [r["text"] for r in rows]  # with each movie's metadata, as evaluated
+    assert np.array_equal(model.probabilities(texts, [r["metadata"] for r in rows]),
+                          saved["P"])

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +108,45 @@ def test_predict_accurate_end_to_end(tmp_path: Path, params_data):
         capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     assert result["genres"] and len(result["scores"]) == 19
+
+
+def test_killed_embed_resumes_to_the_same_outputs(toy_project: Path, tmp_path: Path):
+    """`tmdb-genres embed` SIGKILLed once the cache holds a segment, then rerun: the rerun
+    embeds only what the killed run had not cached, and every output file equals, byte for
+    byte, that of a run never interrupted."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "accurate/params.yaml").read_text(encoding="utf-8"))
+    params["embed"].update(batch_size=2, train_limit=60)  # a segment every 16 texts
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    env = dict(os.environ, TMDB_GENRES_EMBED_THREADS="1")
+
+    def embed_cmd(name: str) -> list[str]:
+        return [sys.executable, "-m", "tmdb_genres", "embed", "--params", "params.yaml",
+                "--prepared", str(toy_project / "data/prepared"),
+                "--out", f"{name}/embeddings", "--cache", f"{name}/cache"]
+
+    clean = subprocess.run(embed_cmd("clean"), cwd=tmp_path, env=env, check=True,
+                           capture_output=True, text=True).stdout
+    total = int(clean.split(": ", 1)[1].split(" texts")[0])
+    proc = subprocess.Popen(embed_cmd("killed"), cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = tmp_path / "killed/cache"
+    deadline = time.monotonic() + 120
+    while not list(cache.glob("*/*.seg")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no segment was written in time"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it was killed"
+    assert not (tmp_path / "killed/embeddings").exists()
+    kept = sum(len(emb.read_segment(p).keys) for p in cache.glob("*/*.seg"))
+    assert 16 <= kept < total
+    out = subprocess.run(embed_cmd("killed"), cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert f"{total} texts, {total - kept} embedded, {kept} from the cache" in out
+    clean_files = sorted(p.name for p in (tmp_path / "clean/embeddings").iterdir())
+    assert clean_files == sorted(p.name for p in (tmp_path / "killed/embeddings").iterdir())
+    for name in clean_files:
+        assert (tmp_path / "killed/embeddings" / name).read_bytes() == \
+            (tmp_path / "clean/embeddings" / name).read_bytes(), name

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 
 import pytest
@@ -168,6 +169,28 @@ def test_cli_options_for_ties_and_hidden_movies(tmp_path):
     assert not emulator.config_from_args(parser.parse_args(["--snapshot", str(snapshot)])
                                          ).shuffle_ties
     assert cli.main(["emulator", "--hide-fraction", "2", "--snapshot", str(snapshot)]) == 2
+
+
+def test_catalogue_serves_each_movie_as_given_and_keeps_few_selections(tmp_path):
+    movies = synthetic_movies(60)
+    snapshot = tmp_path / "m.jsonl.gz"
+    with gzip.open(snapshot, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({**m, "source": "x"}) + "\n" for m in movies)
+    catalogue = emulator.load_movies(snapshot)
+    assert len(catalogue) == 60 and catalogue.movie(7) == movies[7]  # "source" dropped
+    with running(catalogue) as server:
+        served = [m for page in (1, 2, 3) for m in get(
+            server, "discover/movie", page=page, sort_by="primary_release_date.asc").json()[
+            "results"]]
+        assert served == sorted(movies, key=lambda m: (m["release_date"], m["id"]))
+        server.selections.budget = 100
+        for votes in range(40):  # 40 distinct queries: only the last few selections are kept
+            get(server, "discover/movie", **{"vote_count.gte": votes})
+        assert 1 < len(server.selections) < 40 and server.selections.held() <= 100
+        get(server, "discover/movie")  # a selection over budget alone is kept alone
+        server.selections.budget = 10
+        get(server, "discover/movie", **{"vote_count.gte": 1})
+        assert len(server.selections) == 1 and server.selections.held() == 58
 
 
 def test_start_hint_names_both_fetch_keys_the_live_path_needs():

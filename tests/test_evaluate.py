@@ -155,9 +155,11 @@ def test_headline_files_hold_micro_and_macro_scores_of_each_split(toy_project: P
     metrics = json.loads((toy_project / "metrics/metrics.json").read_text(encoding="utf-8"))
     files = sorted((toy_project / "metrics/headline").glob("*.json"))
     assert [f.name for f in files] == ["test_macro.json", "test_micro.json",
+                                       "test_no_metadata_macro.json",
+                                       "test_no_metadata_micro.json",
                                        "validation_macro.json", "validation_micro.json"]
     for f in files:
-        split, average = f.stem.split("_")
+        split, average = f.stem.rsplit("_", 1)
         figures = json.loads(f.read_text(encoding="utf-8"))
         assert figures == {name: metrics[split][f"{average}_{name}"]
                            for name in ("f1", "precision", "recall")}

@@ -11,6 +11,7 @@ import pytest
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.featurize import (
     SHARD_ROWS,
+    features,
     featurize,
     fit_vectorizer,
     label_matrix,
@@ -103,10 +104,15 @@ def test_shards_hold_the_rows_of_the_vectoriser_in_order(tmp_path: Path, params_
     assert [r for c in chunks for r in c] == rows and max(map(len, chunks)) == 64
     vectorizer = load_joblib(tmp_path / "v.joblib")["vectorizer"]
     saved = load_split(tmp_path / "features", "train")
-    whole = vectorizer.transform([row["text"] for row in rows])
+    whole = features(vectorizer, params.featurize, rows, training=True)
     assert (sp.csr_matrix(saved["X"]) != whole).nnz == 0
     assert saved["ids"].tolist() == [row["id"] for row in rows]
     assert len(rows) <= SHARD_ROWS and len(list((tmp_path / "features/train").iterdir())) == 1
+    test_rows = read_jsonl(tmp_path / "prepared/test.jsonl")
+    saved = load_split(tmp_path / "features", "test")
+    assert (saved["X"] != features(vectorizer, params.featurize, test_rows)).nnz == 0
+    assert (saved["X_no_metadata"] != features(vectorizer, params.featurize, test_rows,
+                                               with_metadata=False)).nnz == 0
 
 
 def test_missing_prepared_data_is_one_clear_error(tmp_path: Path, params_data):

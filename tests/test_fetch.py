@@ -66,7 +66,8 @@ def test_canonical_movies_in_spilled_runs_equal_one_sort(tmp_path: Path, chunk_s
     import random
 
     rng = random.Random(5)
-    objs = [{"id": rng.randrange(1, 40), "title": f"t{n}", "overview": "o", "genre_ids": [18]}
+    objs = [{"id": rng.randrange(1, 40), "title": f"t{n}\r\u2028\x85", "overview": "o",
+             "genre_ids": [18]}
             for n in range(60)]
     rows = [Row({"line": n}, obj) for n, obj in enumerate(objs, start=1)]
     report = FetchReport("test")

@@ -37,3 +37,12 @@ def test_a_card_gives_back_its_test_micro_f1() -> None:
 ])
 def test_cards_without_a_test_micro_f1_give_none(card: str) -> None:
     assert card_micro_f1(card) is None
+
+
+def test_the_card_lists_the_metadata_inputs_the_model_reads() -> None:
+    thresholds = {"at_least_one": True, "thresholds": {"Horror": 0.27}}
+    assert "## Inputs" not in model_card(INFO, thresholds)  # a text-only model
+    params = {**INFO["params"], "featurize": {"metadata": {"features": ["decade", "language"]}}}
+    card = model_card({**INFO, "params": params}, thresholds)
+    assert "## Inputs" in card and "(this model encodes `decade`, `language`)" in card
+    assert "`original_language`, `release_date`, `vote_count`" in card

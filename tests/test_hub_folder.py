@@ -79,6 +79,16 @@ def test_loaded_folder_predicts_exactly_like_the_dvc_outputs(project: Path,
     expected = original.probabilities(texts)
     assert np.array_equal(loaded.probabilities(texts), expected)
     assert loaded.decide(expected) == original.decide(expected)
+    # the metadata encoder travels in config.json: the same numbers with each field alone,
+    # all of them, and none
+    assert loaded.vectorizer.metadata == original.vectorizer.metadata is not None
+    full = {"original_language": "fr", "release_date": "1995-01-01", "vote_count": 250,
+            "popularity": 3.5, "vote_average": 6.5}
+    for metadata in [full, {}, *({k: v} for k, v in full.items())]:
+        rows = [metadata] * len(texts)
+        expected = original.probabilities(texts, rows)
+        assert np.array_equal(loaded.probabilities(texts, rows), expected)
+        assert loaded.probabilities_one(texts[0], metadata).tobytes() == expected[0].tobytes()
     assert np.array_equal(loaded.thresholds, original.thresholds)
     assert info == folder.model_info(project)
     assert from_pretrained(tmp_path / "m").genres == original.genres

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
 import signal
@@ -129,6 +131,79 @@ def test_killed_fetch_resumes_and_never_leaves_a_partial_snapshot(tmp_path,
     assert manifest["windows_resumed"] >= done >= 1
     assert resumed_requests < 600  # a clean full pull takes about 597
     assert snapshot.read_bytes() == file_snapshot
+
+
+class EmulatorProcess:
+    """``tmdb-genres emulator`` serving a catalogue file, in its own process on loopback."""
+
+    def __init__(self, catalogue: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tmdb_genres", "emulator", "--snapshot", str(catalogue),
+             "--port", "0", "--rate-limit", "0", "--token", TOKEN],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        assert " at http://127.0.0.1:" in line, line
+        self.base_url = line.split(" at ", 1)[1].split()[0]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.proc.stderr.close()
+
+
+def test_pull_killed_mid_way_resumes_to_the_same_bytes(tmp_path):
+    """A catalogue file served by the emulator process; `tmdb-genres fetch` SIGKILLed once a
+    window is checkpointed, then rerun: the snapshot equals an uninterrupted pull's and the
+    file source's, byte for byte, and the rerun refetches only what was not checkpointed."""
+    catalogue = tmp_path / "catalogue.jsonl.gz"
+    with gzip.open(catalogue, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({**m, "source": "test"}) + "\n"
+                          for m in synthetic_movies(12_000, days=3000))
+    reference = tmp_path / "file"
+    reference.mkdir()
+    write_params(reference, _base(), source=str(catalogue))
+    subprocess.run(fetch_cmd(), cwd=reference, check=True, capture_output=True)
+    expected = (reference / "data/raw/movies.jsonl").read_bytes()
+    assert expected.count(b"\n") == 12_000
+    server = EmulatorProcess(catalogue)
+    try:
+        full, killed = tmp_path / "full", tmp_path / "killed"
+        for root in (full, killed):
+            root.mkdir()
+            write_params(root, _base(), concurrency=2)
+        subprocess.run(fetch_cmd(), cwd=full, env=stage_env(server), check=True,
+                       capture_output=True)
+        whole = read_json(full / "metrics/fetch_manifest.json")
+        assert whole["windows"] >= 3 and whole["completeness"]["complete"]
+        assert (full / "data/raw/movies.jsonl").read_bytes() == expected
+
+        proc = subprocess.Popen(fetch_cmd(), cwd=killed, env=stage_env(server),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        checkpoints = killed / "data/cache/tmdb"
+        deadline = time.monotonic() + 60
+        while not list(checkpoints.glob("*/windows/*.json")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no window was checkpointed in time"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, "the fetch finished before it was killed"
+        done = len(list(checkpoints.glob("*/windows/*.json")))
+        assert 1 <= done < whole["windows"]
+        assert not (killed / "data/raw/movies.jsonl").exists()
+        out = subprocess.run(fetch_cmd(), cwd=killed, env=stage_env(server), check=True,
+                             capture_output=True, text=True).stdout
+    finally:
+        server.stop()
+    again = read_json(killed / "metrics/fetch_manifest.json")
+    assert again["windows_resumed"] >= done
+    assert f"{again['windows_resumed']} resumed" in out and f"{again['requests']} requests" in out
+    assert whole["requests_per_movie"] == round(whole["requests"] / 12_000, 4)
+    assert 0 < whole["seconds"] < 600
+    assert again["requests"] < whole["requests"]
+    assert again["completeness"] == whole["completeness"]
+    assert (killed / "data/raw/movies.jsonl").read_bytes() == expected
+    assert sorted(p.name for p in (killed / "data/raw").iterdir()) == ["movies.jsonl",
+                                                                       "rejects.jsonl"]
 
 
 def dvc(root: Path, env: dict[str, str], *args: str) -> str:

@@ -13,6 +13,8 @@ text in one consumer only (such as dropping the overview's final period) fails h
 
 from __future__ import annotations
 
+import copy
+import csv
 import json
 import shutil
 from collections.abc import Iterator
@@ -30,7 +32,9 @@ from tmdb_genres.cli import main
 from tmdb_genres.hub import from_pretrained
 from tmdb_genres.hub.folder import model_info, write_model_folder
 from tmdb_genres.io import load_joblib, read_jsonl
+from tmdb_genres.metadata import FEATURES
 from tmdb_genres.model import GenreModel
+from tmdb_genres.movie import METADATA_FIELDS
 
 from .accurate_helpers import TEST_VERSION, make_accurate_project
 from .conftest import ROOT
@@ -71,14 +75,33 @@ class Reference:
         self.model = load(project, kind, encoder)
         assert list(saved["genres"]) == self.model.genres
         raw = {m["id"]: m for m in read_jsonl(project / "data/raw/movies.jsonl")}
+        # each test movie as a caller sends it: title, overview and TMDB's metadata fields
         self.movies = [{"id": int(i), "title": raw[int(i)]["title"],
-                        "overview": raw[int(i)]["overview"]} for i in saved["ids"]]
+                        "overview": raw[int(i)]["overview"],
+                        **{k: raw[int(i)][k] for k in METADATA_FIELDS if k in raw[int(i)]}}
+                       for i in saved["ids"]]
+        assert any(len(m) > 3 for m in self.movies)
         self.p = np.asarray(saved["P"], dtype=np.float64)
         self.labels = np.asarray(saved["Y"]) > 0
         self.genres = self.model.decide(self.p)
         self.rounded = [dict(zip(self.model.genres, row, strict=True))
                         for row in np.round(self.p, 4).tolist()]
         assert len(self.movies) >= 20 and any(m["overview"].endswith(".") for m in self.movies)
+
+    def without_metadata(self) -> Reference:
+        """The same reference for the test movies with every metadata field removed."""
+        plain = copy.copy(self)
+        plain.movies = [{k: m[k] for k in ("id", "title", "overview")} for m in self.movies]
+        scores = self.root / "data/scores/test.joblib"
+        if isinstance(self.model, GenreModel):  # what the evaluate stage scored
+            plain.p = np.asarray(load_joblib(scores)["P_no_metadata"], dtype=np.float64)
+        else:
+            plain.p = self.model.probabilities([self.model.text(m["title"], m["overview"])
+                                                for m in plain.movies])
+        plain.genres = self.model.decide(plain.p)
+        plain.rounded = [dict(zip(self.model.genres, row, strict=True))
+                         for row in np.round(plain.p, 4).tolist()]
+        return plain
 
     def micro_f1(self, genres: list[list[str]]) -> float:
         column = {g: j for j, g in enumerate(self.model.genres)}
@@ -125,15 +148,20 @@ def test_predict_file_scores_as_evaluate(reference: Reference, project: Path, tm
                     "predict FILE")
 
 
-def test_predict_text_scores_as_evaluate(reference: Reference, project: Path, stand_in: None,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_text_scores_as_evaluate_without_metadata(
+        reference: Reference, project: Path, stand_in: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--text`` carries no metadata: it scores as evaluate scored the test split with its
+    metadata removed (the fast model saves those scores; the accurate model's SVM part gets
+    the same unknown metadata)."""
     answers = []
     for movie in reference.movies:
         assert main(["predict", "--title", movie["title"], "--text", movie["overview"],
                      *model_args(project, kind_of(reference))]) == 0
         answers.append(json.loads(capsys.readouterr().out))
-    reference.check([a["scores"] for a in answers], [a["genres"] for a in answers],
-                    "predict --text")
+    plain = reference.without_metadata()
+    plain.check([a["scores"] for a in answers], [a["genres"] for a in answers],
+                "predict --text")
 
 
 def test_the_service_scores_as_evaluate(reference: Reference, project: Path) -> None:
@@ -163,10 +191,76 @@ def test_the_published_folder_scores_as_evaluate(reference: Reference, project: 
     write_model_folder(reference.model, model_info(project, kind_of(reference)),
                        tmp_path / "folder")
     model = from_pretrained(tmp_path / "folder", encoder=WordEncoder())
-    # as the model card's snippet uses it
-    p = model.probabilities([model.text(m["title"], m["overview"]) for m in reference.movies])
+    # as the model card's snippets use it: with each movie's metadata, and without
+    texts = [model.text(m["title"], m["overview"]) for m in reference.movies]
+    p = model.probabilities(texts, [metadata_of(m) for m in reference.movies])
     assert np.array_equal(p, reference.p)  # bit for bit
     assert model.decide(p) == reference.genres
+    assert np.array_equal(model.probabilities(texts), reference.without_metadata().p)
+
+
+def metadata_of(movie: dict[str, Any]) -> dict[str, Any]:
+    """A movie's metadata fields (those present)."""
+    return {k: movie[k] for k in METADATA_FIELDS if k in movie}
+
+
+def test_every_consumer_gives_the_same_probabilities_with_and_without_each_field(
+        reference: Reference, project: Path, tmp_path: Path, stand_in: None) -> None:
+    """The same movies with all their metadata, none of it, and each field alone: predict
+    (JSONL and CSV), the service (one movie and a batch) and the published folder give the
+    model's own probabilities for each variant, and the variants differ."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from .serve_helpers import app_server
+
+    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    kind = kind_of(reference)
+    info = model_info(project, kind)
+    write_model_folder(reference.model, info, tmp_path / "folder")
+    folder = from_pretrained(tmp_path / "folder", encoder=WordEncoder())
+    base = reference.movies[:12]
+    variants = {"all": METADATA_FIELDS, "none": (), **{f: (f,) for f in METADATA_FIELDS}}
+    expected_by_variant = {}
+    with app_server(reference.model, info) as url:
+        for name, fields in variants.items():
+            movies = [{**{k: m[k] for k in ("id", "title", "overview")},
+                       **{k: m[k] for k in fields if k in m}} for m in base]
+            texts = [reference.model.text(m["title"], m["overview"]) for m in movies]
+            p = reference.model.probabilities(texts, [metadata_of(m) for m in movies])
+            expected_by_variant[name] = p
+            want = [dict(zip(reference.model.genres, row, strict=True))
+                    for row in np.round(p, 4).tolist()]
+            assert np.array_equal(folder.probabilities(texts, [metadata_of(m) for m in movies]),
+                                  p), f"folder, {name}"
+            jsonl, csv_file = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.csv"
+            jsonl.write_text("".join(json.dumps(m) + "\n" for m in movies), encoding="utf-8")
+            columns = ["id", "title", "overview", *fields]
+            with open(csv_file, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, columns)
+                writer.writeheader()
+                writer.writerows({k: m.get(k, "") for k in columns} for m in movies)
+            for source in (jsonl, csv_file):
+                out = tmp_path / f"{source.name}.out"
+                assert main(["predict", str(source), "-o", str(out),
+                             *model_args(project, kind)]) == 0
+                got = [json.loads(line)["scores"]
+                       for line in out.read_text(encoding="utf-8").splitlines()]
+                assert got == want, f"predict {source.suffix}, {name}"
+            single = [requests.post(f"{url}/predict", json=m, timeout=60).json()
+                      for m in movies]
+            plain = [requests.post(f"{url}/predict?explain=none", json=m, timeout=60).json()
+                     for m in movies]
+            batch = requests.post(f"{url}/predict", json={"movies": movies},
+                                  timeout=60).json()["movies"]
+            for who, answers in (("one movie", single), ("one movie, no words", plain),
+                                 ("batch", batch)):
+                assert [a["probabilities"] for a in answers] == want, f"service {who}, {name}"
+    # every field the model encodes moves some probability; a field it does not, none
+    svm = reference.model if isinstance(reference.model, GenreModel) else reference.model.svm
+    encoded = {FEATURES[f] for f in svm.vectorizer.metadata.features}
+    assert encoded and encoded != set(METADATA_FIELDS)
+    for name in METADATA_FIELDS:
+        same = np.array_equal(expected_by_variant[name], expected_by_variant["none"])
+        assert same == (name not in encoded), name
 
 
 @pytest.fixture(scope="module")

@@ -163,9 +163,25 @@ def test_per_genre_override_by_name_reaches_thresholds(repo: Path):
     assert thresholds["thresholds"]["Drama"] == 0.95
 
 
-def test_tfidf_edit_reruns_featurize_train_evaluate(repo: Path):
+def test_tfidf_edit_reruns_featurize_train_evaluate_and_crossval(repo: Path):
     set_param(repo, "featurize", "word.min_df", 3)
-    assert repro(repo) == ["featurize", "train", "evaluate"]
+    assert repro(repo) == ["featurize", "train", "evaluate", "crossval"]
+
+
+def test_metadata_edit_moves_the_cross_validated_gain(repo: Path):
+    """The crossval stage's figures are DVC metrics: turning the metadata block off makes
+    the model with metadata the text-only one, fold by fold."""
+    set_param(repo, "featurize", "metadata.features", [])
+    assert repro(repo) == ["featurize", "train", "evaluate", "crossval"]
+    diff = json.loads(sh(["dvc", "metrics", "diff", "--json"], repo))
+    assert "metrics/headline/crossval_micro.json" in diff
+    shown = json.loads(sh(["dvc", "metrics", "show", "--json"], repo))
+    [workspace] = [entry for entry in shown.values()]
+    figures = workspace["data"]
+    assert (figures["metrics/headline/crossval_micro.json"]["data"]
+            == figures["metrics/headline/crossval_text_micro.json"]["data"])
+    # without a metadata block, removing the metadata changes nothing
+    assert metrics(repo)["test_no_metadata"]["micro_f1"] == metrics(repo)["test"]["micro_f1"]
 
 
 def experiments(shown: list[dict]) -> list[dict]:

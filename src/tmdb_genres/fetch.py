@@ -173,7 +173,7 @@ def _sorted_runs(rows: Iterable[Row], report: FetchReport, scratch: Callable[[],
 
 
 def _read_run(path: Path) -> Iterator[tuple[int, int, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8", newline="\n") as handle:  # lines end at \n only
         for text in handle:
             movie_id, arrival, line = text.split(" ", 2)
             yield int(movie_id), int(arrival), line
@@ -308,3 +308,8 @@ def main(args: argparse.Namespace) -> None:
         f"fetch: {report.movies} movies -> {args.out} "
         f"({report.rows_read} rows read, {report.duplicates} duplicates, {rejected} rejected)"
     )
+    if report.source_kind == "tmdb":
+        m = report.manifest
+        print(f"fetch: {m['requests']} requests ({m['requests_per_movie']} per movie, "
+              f"{m['retries']} retries) in {m['seconds']} s; {m['windows']} windows, "
+              f"{m['windows_resumed']} resumed from {m['checkpoints']}")

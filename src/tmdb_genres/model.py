@@ -6,7 +6,7 @@ saved bytes are deterministic and prediction is one sparse matrix product.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +19,7 @@ from .errors import TmdbGenresError
 from .io import load_joblib, read_json
 from .movie import Movie, movie_text
 from .numeric import settle
-from .vectorize import SingleText, Vectorizer
+from .vectorize import SingleText, Sources, Vectorizer
 
 MODEL_FORMAT = 2  # of models/vectorizer.joblib and models/model.joblib
 
@@ -166,13 +166,20 @@ class GenreModel:
     def score(self, movies: Sequence[Movie]) -> np.ndarray:
         """Calibrated probability of every genre for each movie (rows x genres): the one
         scoring entry point of predict, the service and the published folder."""
-        return self.probabilities([self.text(m.title, m.overview) for m in movies])
+        return self.probabilities([self.text(m.title, m.overview) for m in movies],
+                                  [m.metadata for m in movies])
 
-    def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Calibrated probability of every genre for each text (rows x genres)."""
+    def probabilities(self, texts: list[str],
+                      metadata: Sequence[Mapping[str, Any] | None] | None = None) -> np.ndarray:
+        """Calibrated probability of every genre for each text (rows x genres).
+
+        ``metadata`` holds one mapping of raw metadata fields per text (see
+        :mod:`metadata`; missing or malformed fields count as unknown); without it every
+        text's metadata is unknown.
+        """
         if not texts:
             return np.zeros((0, len(self.genres)))
-        x = self.vectorizer.transform(texts)
+        x = self.vectorizer.transform(texts, metadata)
         return calibrated(margins(x, self._coef_t, self.intercept), self.platt_a, self.platt_b)
 
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
@@ -202,9 +209,22 @@ class GenreModel:
         return calibrated(settle(margins.astype(np.float64) + self.intercept), self.platt_a,
                           self.platt_b)
 
-    def probabilities_one(self, text: str) -> np.ndarray:
-        """``probabilities([text])[0]``, bit for bit, in a fraction of the time."""
-        columns, values, _ = self._single.row(text)
+    def _row(self, text: str, metadata: Mapping[str, Any] | None, sources: bool
+             ) -> tuple[np.ndarray, np.ndarray, Sources | None]:
+        """One text's feature row (text columns, then the metadata block's)."""
+        columns, values, found = self._single.row(text, sources=sources)
+        encoder = self.vectorizer.metadata
+        if encoder is not None:
+            extra = np.array(encoder.columns(metadata), dtype=np.int64)
+            columns = np.concatenate([columns, extra + self.vectorizer.n_text_features])
+            values = np.concatenate([values, np.full(len(extra), encoder.weight,
+                                                     dtype=np.float32)])
+        return columns, values, found
+
+    def probabilities_one(self, text: str, metadata: Mapping[str, Any] | None = None
+                          ) -> np.ndarray:
+        """``probabilities([text], [metadata])[0]``, bit for bit, in a fraction of the time."""
+        columns, values, _ = self._row(text, metadata, sources=False)
         return self._margins(columns, values)
 
     def explain(self, text: str, top: int = 5) -> dict[str, list[tuple[str, float]]]:
@@ -218,10 +238,11 @@ class GenreModel:
         """
         return self.predict_one(text, top)[1]
 
-    def predict_one(self, text: str, top: int = 5
+    def predict_one(self, text: str, top: int = 5, metadata: Mapping[str, Any] | None = None
                     ) -> tuple[np.ndarray, dict[str, list[tuple[str, float]]]]:
-        """``probabilities_one(text)`` and ``explain(text, top)`` from one feature row."""
-        columns, values, sources = self._single.row(text, sources=True)
+        """``probabilities_one(text, metadata)`` and ``explain(text, top)`` from one feature
+        row (explanations name words of the text only)."""
+        columns, values, sources = self._row(text, metadata, sources=True)
         assert sources is not None
         probabilities = self._margins(columns, values)
         if not len(sources.entry):

@@ -1,8 +1,8 @@
 """The one typed loader for ``params.yaml``.
 
 Each pipeline stage reads its own section (``fetch``, ``prepare``, ``featurize``, ``train``,
-``evaluate``). Every value is checked for type and range when loaded, and a bad value fails
-with one line naming the key, what was expected and what was found.
+``evaluate``, ``crossval``). Every value is checked for type and range when loaded, and a bad
+value fails with one line naming the key, what was expected and what was found.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from typing import Any
 
 from .errors import TmdbGenresError
 from .genres import GENRE_IDS
+
+# The metadata features featurize can encode (see metadata.py for what each reads).
+METADATA_FEATURES = ("language", "decade", "vote_count", "popularity", "vote_average")
 
 
 class ParamsError(TmdbGenresError):
@@ -74,8 +77,24 @@ class PrepareParams:
 
 
 @dataclass(frozen=True)
+class MetadataParams:
+    """The metadata feature block (see :mod:`metadata`): which features, their weight, the
+    language frequency floor, and the seeded share of training movies (``drop_rate``) and
+    of their fields (``field_drop_rate``) whose metadata is removed so the model copes
+    without it. No features turns the block off."""
+
+    features: tuple[str, ...]
+    weight: float
+    language_min_movies: int
+    drop_rate: float
+    field_drop_rate: float
+    seed: int
+
+
+@dataclass(frozen=True)
 class FeaturizeParams:
-    """TF-IDF settings for the word and (optional) character vectorisers."""
+    """TF-IDF settings for the word and (optional) character vectorisers, and the
+    metadata block."""
 
     word_ngram_max: int
     word_min_df: int
@@ -86,6 +105,7 @@ class FeaturizeParams:
     char_ngram_max: int
     char_min_df: int
     char_max_features: int | None
+    metadata: MetadataParams
 
     @property
     def use_chars(self) -> bool:
@@ -113,6 +133,17 @@ class EvaluateParams:
     per_genre: dict[str, float]
     tuned_min_positives: int
     at_least_one: bool
+    bootstrap_rounds: int
+    bootstrap_seed: int
+
+
+@dataclass(frozen=True)
+class CrossvalParams:
+    """k-fold cross-validation by hashed id; ``workers`` (processes) changes no figure."""
+
+    folds: int
+    salt: str
+    workers: int
 
 
 @dataclass(frozen=True)
@@ -124,6 +155,7 @@ class Params:
     featurize: FeaturizeParams
     train: TrainParams
     evaluate: EvaluateParams
+    crossval: CrossvalParams
 
 
 class _Section:
@@ -340,12 +372,31 @@ def _featurize(s: _Section) -> FeaturizeParams:
         char_ngram_max=char.integer("ngram_max", 0, 10),
         char_min_df=char.integer("min_df", 1),
         char_max_features=char.optional_integer("max_features", 1),
+        metadata=_metadata(s.section("metadata")),
     )
     if params.use_chars and params.char_ngram_max < params.char_ngram_min:
         raise char._fail("ngram_max", f"0 (off) or >= ngram_min ({params.char_ngram_min})",
                          params.char_ngram_max)
     word.check_no_extra_keys()
     char.check_no_extra_keys()
+    return params
+
+
+def _metadata(s: _Section) -> MetadataParams:
+    features = s.get("features")
+    known = METADATA_FEATURES
+    if (not isinstance(features, list) or not all(f in known for f in features)
+            or len(set(features)) != len(features)):
+        raise s._fail("features", f"a list of distinct names from {', '.join(known)}", features)
+    params = MetadataParams(
+        features=tuple(features),
+        weight=s.number("weight", 0.0, 100.0, open_low=True),
+        language_min_movies=s.integer("language_min_movies", 1),
+        drop_rate=s.number("drop_rate", 0.0, 1.0),
+        field_drop_rate=s.number("field_drop_rate", 0.0, 1.0),
+        seed=s.integer("seed", 0),
+    )
+    s.check_no_extra_keys()
     return params
 
 
@@ -373,6 +424,16 @@ def _evaluate(s: _Section) -> EvaluateParams:
         per_genre={name: overrides.number(name, 0.0, 1.0) for name in sorted(overrides.data)},
         tuned_min_positives=s.integer("tuned_min_positives", 1),
         at_least_one=s.boolean("at_least_one"),
+        bootstrap_rounds=s.integer("bootstrap_rounds", 0, 100_000),
+        bootstrap_seed=s.integer("bootstrap_seed", 0),
+    )
+
+
+def _crossval(s: _Section) -> CrossvalParams:
+    return CrossvalParams(
+        folds=s.integer("folds", 3, 20),
+        salt=s.string("salt"),
+        workers=s.integer("workers", 1, 64),
     )
 
 
@@ -382,6 +443,7 @@ _SECTIONS = {
     "featurize": _featurize,
     "train": _train,
     "evaluate": _evaluate,
+    "crossval": _crossval,
 }
 
 

@@ -33,6 +33,7 @@ METRICS = METRICS_DIR / "metrics.json"  # every evaluation figure
 HEADLINE_DIR = METRICS_DIR / "headline"  # what `dvc metrics show` prints: <split>_<average>.json
 REFRESH_METRICS = METRICS_DIR / "refresh.json"  # written by `tmdb-genres refresh`, not a stage
 PLOTS_DIR = METRICS_DIR / "plots"
+CROSSVAL = METRICS_DIR / "crossval.json"  # every fold's figures (the crossval stage)
 
 
 def split_file(directory: Path, split: str, suffix: str) -> Path:

@@ -2,16 +2,19 @@
 
 Input is a JSONL, CSV or TSV file (``.gz`` accepted), a ``.txt`` file of one overview a line,
 or ``-`` for standard input (JSONL if it starts with ``{``, CSV if its first line names a title
-or an overview column, else one overview a line). A CSV needs an overview column (a title column
-is optional); an ``id`` column passes through (a CSV id column of plain integers stays
-integers). The encoding is UTF-8 (a byte-order mark is skipped), UTF-16/32 with a byte-order
-mark, else cp1252 with a notice on stderr (a file mixing UTF-8 and other lines is refused), or
-the one ``--encoding`` names. Each record is checked by the one rule of
-:func:`tmdb_genres.movie.validate_movie`. Output is one JSON object a line, to standard output
-or ``-o FILE``: ``id``, ``title``, ``genres`` (names at or above their thresholds, highest
-probability first) and ``scores`` (every genre's calibrated probability); ``warning`` marks a
-movie predicted from its title alone, ``error`` a record that is not a movie (and why).
-``--text``/``--title`` predict one movie: a ranked table on a terminal, a JSON line otherwise.
+or an overview column, else one overview a line). A CSV needs an overview column (a title
+column is optional); an ``id`` column passes through (a CSV id column of plain integers stays
+integers). TMDB's metadata fields (``original_language``, ``release_date``, ``vote_count``,
+``popularity``, ``vote_average``: JSONL keys or CSV columns) are used when present; any may be
+missing or malformed (it then counts as unknown). The encoding is UTF-8 (a byte-order mark is
+skipped), UTF-16/32 with a byte-order mark, else cp1252 with a notice on stderr (a file mixing
+UTF-8 and other lines is refused), or the one ``--encoding`` names. Each record is checked by
+the one rule of :func:`tmdb_genres.movie.validate_movie`. Output is one JSON object a line, to
+standard output or ``-o FILE``: ``id``, ``title``, ``genres`` (names at or above their
+thresholds, highest probability first) and ``scores`` (every genre's calibrated probability);
+``warning`` marks a movie predicted from its title alone, ``error`` a record that is not a
+movie (and why). ``--text``/``--title`` predict one movie: a ranked table on a terminal, a JSON
+line otherwise.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .io import atomic_text, jsonl_line
 from .model import GenreModel
-from .movie import InvalidMovie, Movie, echo_id, echo_title, validate_movie
+from .movie import METADATA_FIELDS, InvalidMovie, Movie, echo_id, echo_title, validate_movie
 
 BATCH = 2048
 STDIN = "-"
@@ -48,7 +51,8 @@ CSV_SUFFIXES = (".csv", ".tsv")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 LINES_SUFFIXES = (".txt",)  # one overview a line
 # the fields predict reads from a CSV, found under the header names sources/export.py accepts
-CSV_FIELDS = ("id", "title", "overview")
+# (the metadata columns when present: a blank or malformed cell counts as unknown)
+CSV_FIELDS = ("id", "title", "overview", *METADATA_FIELDS)
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")  # no leading zeros: "007" would lose them
 _CHUNK = 1 << 20
 _HEAD = 1 << 12  # bytes looked at to tell text from binary, and the format of stdin
@@ -236,7 +240,8 @@ def input_format(source: str, raw: IO[bytes], encoding: str,
 
 
 def _columns(header: list[str]) -> dict[str, int]:
-    """Index of the id, title and overview columns, by the header names fetch accepts."""
+    """Index of the id, title, overview and metadata columns, by the header names fetch
+    accepts."""
     from .sources.export import COLUMNS, normalise_header
 
     names = [normalise_header(h) for h in header]

@@ -23,7 +23,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
 from .io import atomic_dir, jsonl_line, open_text, write_json
-from .movie import movie_text, normalize_space
+from .movie import METADATA_FIELDS, movie_text, normalize_space
 from .params import PrepareParams, load_params
 
 
@@ -106,6 +106,8 @@ def clean_stream(movies: Iterable[dict[str, Any]], params: PrepareParams,
             "title": title,
             "text": movie_text(title, overview, params),
             "genres": sorted(genres),
+            # the raw fields, as the snapshot has them (featurize encodes them leniently)
+            "metadata": {name: movie[name] for name in METADATA_FIELDS if name in movie},
         }
 
 

@@ -1,8 +1,10 @@
 """Stage 4, train: one linear SVM per genre, calibrated on the validation split.
 
 Each genre's LinearSVC is fitted on the training split; a Platt sigmoid maps its margins to
-probabilities, fitted on validation margins only (test is never seen). The stage saves the
-weights and the calibrated validation and test scores, so evaluation never retrains.
+probabilities, fitted on validation margins only (test is never seen): with a metadata
+block, on the validation movies with their metadata and again with it removed. The stage saves
+the weights and the calibrated validation and test scores (test also with its metadata
+removed, when the model has any), so evaluation never retrains.
 
 Feature rows come from featurize's shards: the training rows (at most
 ``prepare.split.train_limit`` of them) as one matrix, validation and test a shard at a time,
@@ -54,6 +56,21 @@ def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]
         warnings.simplefilter("ignore", ConvergenceWarning)
         svm.fit(x, y)
     return settle(svm.coef_[0]).astype(np.float32), settle(float(svm.intercept_[0]))
+
+
+def fit_calibration(margins_val: np.ndarray, y_val: np.ndarray,
+                    removed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every genre's Platt ``a`` and ``b``, fitted on validation margins only.
+
+    With ``removed`` (the same validation movies' margins with every metadata field
+    removed), the sigmoid is fitted on both sets stacked, so that probabilities stay
+    calibrated for callers that send text only (the threshold is then chosen on the
+    validation movies with their metadata, as before).
+    """
+    if removed is not None:
+        margins_val, y_val = np.vstack([margins_val, removed]), np.vstack([y_val, y_val])
+    platt = [fit_platt(margins_val[:, j], y_val[:, j]) for j in range(y_val.shape[1])]
+    return np.array([a for a, _ in platt]), np.array([b for _, b in platt])
 
 
 @dataclass(frozen=True)
@@ -136,14 +153,20 @@ def fit_all(files: MatrixFiles, y: np.ndarray, params: TrainParams
 
 
 def split_margins(features: Path, name: str, coef_t: np.ndarray, intercept: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ids, labels and settled margins of one split, computed a shard at a time."""
-    ids, labels, found = [], [], []
+                  ) -> dict[str, np.ndarray | None]:
+    """Ids, labels and settled margins of one split, computed a shard at a time; also the
+    margins of the rows with every metadata field removed (``removed``; None for a text-only
+    model, whose rows have none)."""
+    ids, labels, found, removed = [], [], [], []
     for shard in split_shards(features, name):
         ids.append(shard["ids"])
         labels.append(shard["Y"])
         found.append(margins(shard["X"], coef_t, intercept))
-    return np.concatenate(ids), np.concatenate(labels), np.concatenate(found)
+        if "X_no_metadata" in shard:
+            removed.append(margins(shard["X_no_metadata"], coef_t, intercept))
+    return {"ids": np.concatenate(ids), "Y": np.concatenate(labels),
+            "margins": np.concatenate(found),
+            "removed": np.concatenate(removed) if removed else None}
 
 
 def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
@@ -157,10 +180,9 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
     coef_t = np.ascontiguousarray(coef.T)
     scores = {name: split_margins(features, name, coef_t, intercept)
               for name in ("validation", "test")}
-    _, y_val, m_val = scores["validation"]
-    platt = [fit_platt(m_val[:, j], y_val[:, j]) for j in range(len(genres))]
-    platt_a = np.array([a for a, _ in platt])
-    platt_b = np.array([b for _, b in platt])
+    validation = scores["validation"]
+    platt_a, platt_b = fit_calibration(validation["margins"], validation["Y"],
+                                       validation["removed"])
     dump_joblib(
         model_path,
         {
@@ -173,16 +195,18 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
         },
     )
     with atomic_dir(scores_dir) as tmp:
-        for name, (ids, y_split, m_split) in scores.items():
-            dump_joblib(
-                paths.split_file(tmp, name, ".joblib"),
-                {
-                    "ids": ids,
-                    "Y": y_split,
-                    "P": calibrated(m_split, platt_a, platt_b),
-                    "genres": genres,
-                },
-            )
+        for name, split in scores.items():
+            saved = {
+                "ids": split["ids"],
+                "Y": split["Y"],
+                "P": calibrated(split["margins"], platt_a, platt_b),
+                "genres": genres,
+            }
+            if name == "test":  # with every metadata field removed (a text-only model's
+                # test matrix is already that)
+                removed = split["removed"] if split["removed"] is not None else split["margins"]
+                saved["P_no_metadata"] = calibrated(removed, platt_a, platt_b)
+            dump_joblib(paths.split_file(tmp, name, ".joblib"), saved)
     return {"genres": len(genres), "features": features_count, "rows": rows}
 
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # imported where used: loading a model and the single-text path need none
     import scipy.sparse as sp
 
+from .metadata import MetadataEncoder
 from .numeric import settle
 
 # scikit-learn's default token_pattern
@@ -438,21 +439,37 @@ class TfidfBlock:
 
 @dataclass(frozen=True)
 class Vectorizer:
-    """The fitted blocks, side by side: what a model text becomes before the linear model."""
+    """The fitted blocks, side by side: what a model text becomes before the linear model;
+    with a metadata encoder, its one-hot block comes last."""
 
     blocks: tuple[TfidfBlock, ...]
+    metadata: MetadataEncoder | None = None
 
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Feature rows (float32 CSR, columns sorted within each row)."""
+    def transform(self, texts: Sequence[str],
+                  metadata: Sequence[Mapping[str, Any] | None] | None = None
+                  ) -> sp.csr_matrix:
+        """Feature rows (float32 CSR, columns sorted within each row).
+
+        ``metadata`` is one mapping of raw fields per text (or None for a text without);
+        no ``metadata`` at all encodes every text's metadata as unknown.
+        """
         import scipy.sparse as sp
 
-        return sp.hstack([block.transform(texts) for block in self.blocks], format="csr",
-                         dtype=np.float32)
+        parts = [block.transform(texts) for block in self.blocks]
+        if self.metadata is not None:
+            parts.append(self.metadata.transform(len(texts), metadata))
+        return sp.hstack(parts, format="csr", dtype=np.float32)
+
+    @property
+    def n_text_features(self) -> int:
+        """How many columns the TF-IDF blocks have (the metadata block follows them)."""
+        return sum(len(block.counter.names) for block in self.blocks)
 
     @property
     def feature_names(self) -> list[str]:
-        """Every feature's n-gram, in column order."""
-        return [name for block in self.blocks for name in block.counter.names]
+        """Every feature's n-gram (then ``feature=level`` of metadata), in column order."""
+        names = [name for block in self.blocks for name in block.counter.names]
+        return names + (self.metadata.names if self.metadata is not None else [])
 
 
 _WORD_RUN = re.compile(r"\w+")

@@ -9,7 +9,7 @@ per genre) and ``thresholds.json`` (from the accurate evaluate stage).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,26 +84,30 @@ class AccurateModel:
 
     def score(self, movies: Sequence[Movie]) -> np.ndarray:
         """Calibrated ensemble probability of every genre for each movie (rows x genres)."""
-        return self.probabilities([self.text(m.title, m.overview) for m in movies])
+        return self.probabilities([self.text(m.title, m.overview) for m in movies],
+                                  [m.metadata for m in movies])
 
-    def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Calibrated ensemble probability of every genre for each text (rows x genres)."""
+    def probabilities(self, texts: list[str],
+                      metadata: Sequence[Mapping[str, Any] | None] | None = None) -> np.ndarray:
+        """Calibrated ensemble probability of every genre for each text (rows x genres);
+        ``metadata`` (one mapping of raw fields per text) reaches the SVM part."""
         from .ensemble import combine
 
         if not texts:
             return np.zeros((0, len(self.genres)))
         p_head = head_probabilities(self.head, round_vectors(self.encoder(texts)))
-        return combine(self.svm.probabilities(texts), p_head, self.svm_weight)
+        return combine(self.svm.probabilities(texts, metadata), p_head, self.svm_weight)
 
-    def probabilities_one(self, text: str) -> np.ndarray:
-        """``probabilities([text])[0]`` (the service's single-text path)."""
-        return self.probabilities([text])[0]
+    def probabilities_one(self, text: str, metadata: Mapping[str, Any] | None = None
+                          ) -> np.ndarray:
+        """``probabilities([text], [metadata])[0]`` (the service's single-text path)."""
+        return self.probabilities([text], [metadata])[0]
 
-    def predict_one(self, text: str, top: int = 5
+    def predict_one(self, text: str, top: int = 5, metadata: Mapping[str, Any] | None = None
                     ) -> tuple[np.ndarray, dict[str, list[tuple[str, float]]]]:
         """The ensemble's probabilities of ``text`` and, per genre, the words that pushed
         the SVM part's margin up most (the embeddings have no words to show)."""
-        return self.probabilities_one(text), self.svm.predict_one(text, top)[1]
+        return self.probabilities_one(text, metadata), self.svm.predict_one(text, top)[1]
 
     def decide(self, probabilities: np.ndarray) -> list[list[str]]:
         """Genre names at or above their thresholds, highest probability first."""

@@ -51,6 +51,12 @@ PER_GENRE_KEY = "per_genre"
 # The accurate model's side-by-side metrics (accurate/dvc.yaml), shown in a section of their own.
 COMPARE_FILE = "accurate/metrics/compare.json"
 COMPARE_MODELS: tuple[str, ...] = ("svm", "embeddings", "ensemble")
+# Noise: evaluate writes each test figure's bootstrap band under "<split>.noise"; the
+# crossval stage writes every variant's mean and fold sd under "summary" of this file.
+NOISE_KEY = "noise"
+NO_METADATA = "_no_metadata"  # suffix of the test split scored with its metadata removed
+CROSSVAL_FILE = "metrics/crossval.json"
+CROSSVAL_VARIANTS: tuple[str, ...] = ("metadata", "text", "metadata_removed")
 
 # GitHub refuses comments longer than this many characters.
 MAX_COMMENT_CHARS = 65_000
@@ -282,8 +288,10 @@ def format_value(value: Any) -> str:
     return f"`{text}`".replace("|", "\\|")
 
 
-def format_delta(change: MetricChange) -> str:
-    """Signed delta with an arrow and whether it is better (lower is better for some)."""
+def format_delta(change: MetricChange, band: float | None = None, noise: str = "noise",
+                 name: str | None = None) -> str:
+    """Signed delta with an arrow and whether it is better (lower is better for some); with
+    a ``band``, also whether the change is beyond it (``noise`` names what the band is)."""
     delta = change.delta
     if delta is None:
         return "new" if change.old is None else "removed"
@@ -293,14 +301,31 @@ def format_delta(change: MetricChange) -> str:
         text = f"{delta:+,d}"
     else:
         text = f"{delta:+.4f}" if abs(delta) < 1000 else f"{delta:+,.0f}"
-    name = change.key[-1] if change.key else ""
+    if name is None:
+        name = change.key[-1] if change.key else ""
     if name in LOWER_IS_BETTER:
         better = delta < 0
     elif _SCORE_NAME.search(name):
         better = delta > 0
     else:
         return text  # a count or a rate with no better direction
-    return f"{text} {'🟢' if better else '🔴'}"
+    text = f"{text} {'🟢' if better else '🔴'}"
+    if band is not None and band > 0:
+        verdict = "**beyond**" if abs(delta) > band else "within"
+        text += f" ({verdict} {noise} ±{band:.4f})"
+    return text
+
+
+def noise_band(metrics: list[MetricChange], key: tuple[str, ...]) -> float | None:
+    """The bootstrap band evaluate wrote for the metric ``key`` (``(split, name)``): its
+    half-width of the 95% interval over resampled test movies, at head (else at base)."""
+    if len(key) != 2:
+        return None
+    wanted = (key[0], NOISE_KEY, f"{key[1]}_band")
+    for m in metrics:
+        if m.key == wanted:
+            return m.new if m.new is not None else m.old
+    return None
 
 
 def _label(key: tuple[str, ...]) -> str:
@@ -317,6 +342,9 @@ def headline_changes(metrics: list[MetricChange], split: str) -> list[MetricChan
     """The headline metrics of ``split`` in display order (any split if none matches)."""
     order = {name: i for i, name in enumerate(HEADLINE)}
     picked = [m for m in metrics if len(m.key) == 2 and m.key[0] == split and m.key[1] in order]
+    # the same split with its metadata removed: micro and macro F1 only
+    picked += [m for m in metrics if len(m.key) == 2 and m.key[0] == split + NO_METADATA
+               and m.key[1] in ("micro_f1", "macro_f1")]
     if not picked:
         picked = [m for m in metrics if m.key and m.key[-1] in order and PER_GENRE_KEY not in m.key]
     return sorted(picked, key=lambda m: (m.key[:-1], order[m.key[-1]]))
@@ -348,14 +376,23 @@ def render_metrics(data: ReportData) -> str:
         return "**No metric changes** against the base." + (f" ({values})" if values else "")
     parts = []
     compared = [m for m in metrics if m.file == COMPARE_FILE]
-    metrics = [m for m in metrics if m.file != COMPARE_FILE]
+    crossed = [m for m in metrics if m.file == CROSSVAL_FILE]
+    metrics = [m for m in metrics if m.file not in (COMPARE_FILE, CROSSVAL_FILE)]
     headline = headline_changes(metrics, data.split)
     shown = {id(m) for m in headline}
     if headline:
+        bands = [noise_band(metrics, m.key) for m in headline]
         parts.append(f"### Headline metrics ({data.split})\n\n" + _table(
             ("metric", "base", "head", "Δ"), (":--", "--:", "--:", "--:"),
-            ((f"**{_label(m.key)}**", format_value(m.old), format_value(m.new), format_delta(m))
-             for m in headline)))
+            ((f"**{_label(m.key)}**", format_value(m.old), format_value(m.new),
+              format_delta(m, band)) for m, band in zip(headline, bands, strict=True))))
+        if any(b is not None for b in bands):
+            parts[-1] += ("\n\nNoise: ± is half the 95% bootstrap interval of the head's "
+                          "figure over resampled test movies; a change within it may be the "
+                          "choice of test movies alone (see the cross-validated figures).")
+    crossval = render_crossval(crossed)
+    if crossval:
+        parts.append(crossval)
     genres = per_genre_rows(metrics, data.split)
     shown.update(id(m) for m in metrics if len(m.key) >= 2 and m.key[1] == PER_GENRE_KEY
                  and m.key[0] == data.split)
@@ -387,6 +424,35 @@ def render_metrics(data: ReportData) -> str:
     if accurate:
         parts.append(accurate)
     return "\n\n".join(parts)
+
+
+def render_crossval(metrics: list[MetricChange]) -> str:
+    """The cross-validated means (with and without metadata) and whether each change is
+    beyond the head's fold spread ('' when the crossval stage wrote nothing)."""
+    def find(*key: str) -> MetricChange | None:
+        return next((m for m in metrics if m.key == key), None)
+
+    rows = []
+    for variant in CROSSVAL_VARIANTS:
+        for name in ("micro_f1", "macro_f1"):
+            mean, sd = find("summary", variant, name, "mean"), find("summary", variant, name, "sd")
+            if mean is None:
+                continue
+            band = None if sd is None else (sd.new if sd.new is not None else sd.old)
+            spread = f" ± {format_value(sd.new)}" if sd is not None and sd.new is not None else ""
+            rows.append((f"{variant}.{name}", format_value(mean.old),
+                         format_value(mean.new) + spread,
+                         format_delta(mean, band, "fold sd", name)))
+    for name in ("micro_f1", "macro_f1"):
+        gain = find("gain_over_text", name, "mean")
+        if gain is not None:
+            rows.append((f"metadata gain over text, {name}", format_value(gain.old),
+                         format_value(gain.new), format_delta(gain, name=name)))
+    if not rows:
+        return ""
+    return ("### Cross-validated (mean over folds ± fold sd)\n\n"
+            + _table(("metric", "base", "head", "Δ"), (":--", "--:", "--:", "--:"), rows)
+            + f"\n\nFrom `{CROSSVAL_FILE}` (the `crossval` stage): every fold the test once.")
 
 
 def render_compare(metrics: list[MetricChange], split: str, stale: bool = False) -> str:

@@ -112,6 +112,22 @@ def _install_lines(info: dict[str, Any]) -> list[str]:
             f"pip install ./{wheel}", *([extra] if extra else []), "```"]
 
 
+def _inputs(params: dict[str, Any]) -> list[str]:
+    """The card's "Inputs" section: the optional metadata fields the model reads, if any."""
+    features = ((params.get("featurize") or {}).get("metadata") or {}).get("features") or []
+    if not features:
+        return []
+    return [
+        "## Inputs", "",
+        "A title and an overview, and optionally what TMDB says about the movie besides: "
+        "`original_language`, `release_date`, `vote_count`, `popularity`, `vote_average` "
+        f"(this model encodes {', '.join(f'`{f}`' for f in features)}). Pass them as one "
+        "mapping per text, `model.probabilities(texts, [{\"original_language\": \"ja\", "
+        "\"release_date\": \"2001-07-20\"}])`; any field may be missing or malformed (it "
+        "then counts as unknown), and the model was trained to cope without them.", "",
+    ]
+
+
 def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
     """The README.md of the model folder, from :func:`~tmdb_genres.hub.folder.model_info`."""
     repo = info.get("repo_id", PLACEHOLDER_REPO)
@@ -257,6 +273,7 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
                            allow_unicode=True).rstrip("\n"),
             "```", "",
         ]
+    lines += _inputs(params)
     lines += [
         "## Intended use and limitations", "",
         "- Suggesting or checking the genres of a movie from its title and a short overview, "

@@ -7,7 +7,8 @@ A folder is plain data, no pickle, so loading it needs neither joblib nor scikit
 - ``vocabulary.json``: per block the n-grams in column order (and the word -> symbol table);
 - ``genres.json``: the genre names, in column order;
 - ``thresholds.json``: the per-genre thresholds in force and ``at_least_one``;
-- ``config.json``: folder format, text settings (fields, title repeat), n-gram settings;
+- ``config.json``: folder format, text settings (fields, title repeat), n-gram settings, and
+  the metadata encoder's fitted levels and weight (when the model has metadata features);
 - ``info.json``: :func:`model_info`: metrics, data snapshot, params, git commit;
 - ``README.md``: the model card (see :mod:`tmdb_genres.hub.card`).
 
@@ -302,6 +303,9 @@ def folder_files(model: Any, info: dict[str, Any]) -> dict[str, bytes]:
         "title_repeat": int(model.title_repeat),
         "blocks": blocks,
     }
+    encoder = getattr(model.vectorizer, "metadata", None)
+    if encoder is not None:  # the metadata block's fitted levels (after the TF-IDF columns)
+        config["metadata"] = encoder.to_json()
     if accurate:
         config.update(model_kind="accurate", embedding=dict(full.head["embedding"]))
     thresholds = _thresholds(model)
@@ -366,6 +370,7 @@ def load_model_folder(path: str | Path, encoder: Any = None) -> tuple[Any, dict[
     an ``encoder`` (a callable embedding a list of texts) given here. A missing or unreadable
     folder, or one of another ``FOLDER_FORMAT``, is a one-line :class:`TmdbGenresError`.
     """
+    from ..metadata import MetadataEncoder
     from ..model import GenreModel
     from ..vectorize import CharNgrams, NgramTrie, TfidfBlock, Vectorizer, WordNgrams
 
@@ -410,7 +415,8 @@ def load_model_folder(path: str | Path, encoder: Any = None) -> tuple[Any, dict[
         model = GenreModel(
             text_fields=tuple(config["text_fields"]),
             title_repeat=int(config["title_repeat"]),
-            vectorizer=Vectorizer(tuple(blocks)),
+            vectorizer=Vectorizer(tuple(blocks), None if config.get("metadata") is None
+                                  else MetadataEncoder.from_json(config["metadata"])),
             genres=genres,
             coef=arrays["coef"],
             intercept=arrays["intercept"],
@@ -423,7 +429,7 @@ def load_model_folder(path: str | Path, encoder: Any = None) -> tuple[Any, dict[
         raise
     except Exception as exc:  # truncated, hand-edited or foreign files: all alike
         raise _unreadable(folder, f"{type(exc).__name__}: {exc}") from None
-    if model.coef.shape != (len(genres), sum(len(b.counter.names) for b in blocks)):
+    if model.coef.shape != (len(genres), len(model.vectorizer.feature_names)):
         raise _unreadable(folder, f"weights of shape {model.coef.shape} do not match "
                                   f"{len(genres)} genres and the vocabulary")
     if config.get("model_kind", "fast") == "accurate":

@@ -101,14 +101,14 @@ def predict_movies(model: GenreModel, movies: list[ValidMovie], explain: str
     (``explain="none"``) from one batch product."""
     if explain == "none":
         probabilities = (model.score(movies) if len(movies) > 1
-                         else [model.probabilities_one(model.text(m.title, m.overview))
-                               for m in movies])
+                         else [model.probabilities_one(model.text(m.title, m.overview),
+                                                       m.metadata) for m in movies])
         return [answer(model, movie, p, None, explain)
                 for movie, p in zip(movies, probabilities, strict=True)]
     results = []
     for movie in movies:
         probabilities, words = model.predict_one(model.text(movie.title, movie.overview),
-                                                 TOP_WORDS)
+                                                 TOP_WORDS, movie.metadata)
         results.append(answer(model, movie, probabilities, words, explain))
     return results
 

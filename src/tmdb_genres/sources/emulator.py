@@ -20,16 +20,23 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import random
 import socket
 import sys
+import tempfile
 import threading
 import time
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
 
 from ..errors import TmdbGenresError
 
@@ -44,9 +51,12 @@ SORT_FIELDS = ("popularity", "primary_release_date", "release_date", "vote_avera
 
 @dataclass
 class EmulatorConfig:
-    """How the emulator behaves: its data, credentials, faults and rate limit."""
+    """How the emulator behaves: its data, credentials, faults and rate limit.
 
-    movies: list[dict[str, Any]]
+    ``movies`` is a :class:`Catalogue` (a list of movie objects is turned into one).
+    """
+
+    movies: Catalogue | list[dict[str, Any]]
     token: str = DEFAULT_TOKEN
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = FAULT_KINDS
@@ -76,9 +86,141 @@ class Stats:
             self.by_path[path] = self.by_path.get(path, 0) + 1
 
 
-def load_movies(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL(.gz) snapshot of TMDB movie objects, dropping non-TMDB fields."""
-    from ..io import read_jsonl
+NUMERIC_FIELDS = ("popularity", "vote_average", "vote_count")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+class Catalogue:
+    """The movies an emulator serves, held compactly: a few numpy columns (id, release date,
+    language, popularity, votes) to filter and sort on, and each movie's JSON in an unlinked
+    temporary file, read back only for the 20 results of a page. A movie takes about 60
+    bytes of memory (0.1 GiB for a million) instead of the kilobyte or so of a dict.
+    """
+
+    def __init__(self, movies: Iterable[Any]) -> None:
+        ids, langs, offsets, lengths = array("q"), array("h"), array("q"), array("i")
+        dates, date_missing = bytearray(), bytearray()
+        numbers = {name: array("d") for name in NUMERIC_FIELDS}
+        missing = {name: bytearray() for name in NUMERIC_FIELDS}
+        lang_codes: dict[str, int] = {}
+        self._file = tempfile.TemporaryFile(prefix="tmdb-emulator-")  # noqa: SIM115 kept open
+        offset = 0
+        for movie in movies:
+            if isinstance(movie, dict):
+                movie = {k: v for k, v in movie.items() if k != "source"}
+                get = movie.get
+            else:
+                get = {}.get
+            body = json.dumps(movie).encode()
+            self._file.write(body)
+            offsets.append(offset)
+            lengths.append(len(body))
+            offset += len(body)
+            movie_id = get("id")
+            ids.append(movie_id if isinstance(movie_id, int) and not isinstance(movie_id, bool)
+                       and -(1 << 63) <= movie_id < 1 << 63 else 0)
+            date = get("release_date")
+            date = date if isinstance(date, str) else ""
+            dates += date.encode()[:10].ljust(10, b"\0")
+            date_missing.append(not date)
+            lang = get("original_language")
+            langs.append(lang_codes.setdefault(lang, len(lang_codes))
+                         if isinstance(lang, str) else -1)
+            for name in NUMERIC_FIELDS:
+                value = _number(get(name))
+                numbers[name].append(value or 0.0)
+                missing[name].append(value is None)
+        self._file.flush()
+        self.ids = np.frombuffer(ids, dtype=np.int64)
+        self.dates = np.frombuffer(bytes(dates), dtype="S10")
+        self.date_missing = np.frombuffer(bytes(date_missing), dtype=np.bool_)
+        self.langs = np.frombuffer(langs, dtype=np.int16)
+        self.lang_codes = lang_codes
+        self.numbers = {k: np.frombuffer(v, dtype=np.float64) for k, v in numbers.items()}
+        self.missing = {k: np.frombuffer(bytes(v), dtype=np.bool_) for k, v in missing.items()}
+        self.offsets = np.frombuffer(offsets, dtype=np.int64)
+        self.lengths = np.frombuffer(lengths, dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def body(self, index: int) -> bytes:
+        """The JSON of one movie, as served."""
+        return os.pread(self._file.fileno(), int(self.lengths[index]),
+                        int(self.offsets[index]))
+
+    def movie(self, index: int) -> Any:
+        """One movie object."""
+        return json.loads(self.body(index))
+
+    def select(self, gte: str | None, lte: str | None, langs: set[str], min_votes: int,
+               max_votes: int | None, field_name: str, reverse: bool) -> Selection:
+        """The filtered, sorted movie indices and the start of each run that ties on the key.
+
+        Ties are broken by id (ascending, in either direction), as a stable sort would.
+        """
+        mask = np.ones(len(self), dtype=np.bool_)
+        if gte or lte:
+            mask &= ~self.date_missing
+        if gte:
+            mask &= self.dates >= gte.encode()
+        if lte:
+            mask &= self.dates <= lte.encode()
+        if langs:
+            mask &= np.isin(self.langs, [self.lang_codes[c] for c in langs
+                                         if c in self.lang_codes])
+        votes = self.numbers["vote_count"]
+        mask &= votes >= min_votes
+        if max_votes is not None:
+            mask &= votes <= max_votes
+        chosen = np.flatnonzero(mask)
+        if field_name == "original_title":
+            titles = [self.movie(int(i)).get("title") or "" for i in chosen]
+            rank = np.unique(np.array(titles, dtype=str), return_inverse=True)[1] \
+                if titles else np.zeros(0, dtype=np.int64)
+            none = np.zeros(len(chosen), dtype=np.bool_)
+        else:
+            attr = "release_date" if field_name in ("primary_release_date", "release_date") \
+                else field_name
+            if attr == "release_date":
+                values, none = self.dates[chosen], self.date_missing[chosen]
+            else:
+                values, none = self.numbers[attr][chosen], self.missing[attr][chosen]
+            rank = np.unique(values, return_inverse=True)[1].reshape(-1) if len(chosen) \
+                else np.zeros(0, dtype=np.int64)
+            rank[none] = 0
+        if reverse:  # missing values first, then the highest; ties still by ascending id
+            order = np.lexsort((self.ids[chosen], -rank, ~none))
+        else:
+            order = np.lexsort((self.ids[chosen], rank, none))
+        chosen, rank, none = chosen[order], rank[order], none[order]
+        change = np.ones(len(chosen), dtype=np.bool_)
+        change[1:] = (rank[1:] != rank[:-1]) | (none[1:] != none[:-1])
+        return chosen.astype(np.int32), np.flatnonzero(change).astype(np.int32)
+
+    def hidden(self, fraction: float, seed: int) -> np.ndarray:
+        """Which movies a server with ``hide_fraction`` never returns (a seeded id hash)."""
+        mask = np.zeros(len(self), dtype=np.bool_)
+        if fraction > 0:
+            scale = float(1 << 64)
+            for index, movie_id in enumerate(self.ids.tolist()):
+                digest = hashlib.sha256(f"{seed}:{movie_id}".encode()).digest()[:8]
+                mask[index] = int.from_bytes(digest, "big") / scale < fraction
+        return mask
+
+
+Selection = tuple[np.ndarray, np.ndarray]  # movie indices in order, start of each tie run
+
+
+def load_movies(path: str | Path) -> Catalogue:
+    """Stream a JSONL(.gz) snapshot of TMDB movie objects into a :class:`Catalogue`
+    (non-TMDB fields dropped), never holding the movies as objects."""
+    from ..io import open_text
 
     path = Path(path)
     if not path.is_file():
@@ -86,7 +228,13 @@ def load_movies(path: str | Path) -> list[dict[str, Any]]:
             f"emulator snapshot {str(path)!r} not found",
             "pass --snapshot PATH to a JSONL(.gz) file of TMDB movie objects",
         )
-    return [{k: v for k, v in m.items() if k != "source"} for m in read_jsonl(path)]
+    try:
+        with open_text(path) as handle:
+            return Catalogue(json.loads(line) for line in handle if line.strip())
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
+        raise TmdbGenresError(f"cannot read emulator snapshot {str(path)!r}: {exc}",
+                              "pass a complete, UTF-8 JSONL(.gz) file of TMDB movie "
+                              "objects") from None
 
 
 def default_genres() -> list[dict[str, Any]]:
@@ -103,44 +251,73 @@ def _sort_key(sort_by: str) -> tuple[str, bool]:
     return name, direction == "desc"
 
 
-def hidden_ids(movies: list[dict[str, Any]], fraction: float, seed: int) -> frozenset[Any]:
+def hidden_ids(movies: Catalogue | list[dict[str, Any]], fraction: float, seed: int,
+               ) -> frozenset[int]:
     """The ids a server with ``hide_fraction`` never returns: a seeded hash of each id."""
-    if fraction <= 0:
-        return frozenset()
-    scale = float(1 << 64)
-    return frozenset(
-        m.get("id") for m in movies
-        if int.from_bytes(hashlib.sha256(f"{seed}:{m.get('id')}".encode()).digest()[:8],
-                          "big") / scale < fraction
-    )
+    catalogue = as_catalogue(movies)
+    return frozenset(catalogue.ids[catalogue.hidden(fraction, seed)].tolist())
 
 
-Selection = tuple[list[dict[str, Any]], list[int]]
+def as_catalogue(movies: Catalogue | list[dict[str, Any]]) -> Catalogue:
+    """``movies`` as a :class:`Catalogue`."""
+    return movies if isinstance(movies, Catalogue) else Catalogue(movies)
 
 
-def discover(movies: list[dict[str, Any]], query: dict[str, str],
-             cache: dict[tuple[Any, ...], Selection] | None = None,
-             rng: random.Random | None = None, hidden: frozenset[Any] = frozenset(),
-             ) -> tuple[int, dict[str, Any]]:
-    """Answer one ``/discover/movie`` query: ``(status, body)`` as TMDB would.
+class Selections:
+    """The most recent filtered, sorted selections, up to ``budget`` movies in all (the
+    newest is always kept): paging one query stays cheap, and memory stays bounded however
+    many queries a pull makes and however large the catalogue."""
 
-    ``cache`` keeps each filtered, sorted selection so paging through it stays cheap. With
-    ``rng``, the results of the page that tie on the sort key (with each other or with
+    def __init__(self, budget: int = 1_000_000) -> None:
+        self.budget = budget
+        self._items: OrderedDict[tuple[Any, ...], Selection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def held(self) -> int:
+        """Movies held in all kept selections."""
+        with self._lock:
+            return sum(len(chosen) for chosen, _ in self._items.values())
+
+    def get(self, key: tuple[Any, ...], make: Callable[[], Selection]) -> Selection:
+        """The selection of ``key``, computed by ``make`` when not kept."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        selection = make()
+        with self._lock:
+            self._items[key] = selection
+            held = sum(len(chosen) for chosen, _ in self._items.values())
+            while held > self.budget and len(self._items) > 1:
+                held -= len(self._items.popitem(last=False)[1][0])
+        return selection
+
+
+def discover(catalogue: Catalogue, query: dict[str, str], selections: Selections | None = None,
+             rng: random.Random | None = None, hidden: np.ndarray | None = None,
+             ) -> tuple[int, bytes]:
+    """Answer one ``/discover/movie`` query: ``(status, JSON body)`` as TMDB would.
+
+    ``selections`` keeps recent filtered, sorted selections so paging through one stays cheap.
+    With ``rng``, the results of the page that tie on the sort key (with each other or with
     results on the neighbouring pages) are put in a fresh random order for this request.
-    Movies whose id is in ``hidden`` are counted in ``total_results`` but left out of pages.
+    Movies marked in ``hidden`` are counted in ``total_results`` but left out of pages.
     """
     try:
         page = int(query.get("page", "1"))
     except ValueError:
         page = 0
     if not 1 <= page <= MAX_PAGE:
-        return 400, {"success": False, "status_code": 22,
-                     "status_message": "Invalid page: Pages start at 1 and max at 500. "
-                                       "They are expected to be an integer."}
+        return 400, _json({"success": False, "status_code": 22,
+                           "status_message": "Invalid page: Pages start at 1 and max at 500. "
+                                             "They are expected to be an integer."})
     try:
         field_name, reverse = _sort_key(query.get("sort_by", "popularity.desc"))
     except ValueError:
-        return 422, {"success": False, "errors": ["sort_by must be one of the TMDB values"]}
+        return 422, _json({"success": False, "errors": ["sort_by must be one of the TMDB values"]})
     gte = query.get("primary_release_date.gte") or query.get("release_date.gte")
     lte = query.get("primary_release_date.lte") or query.get("release_date.lte")
     langs = {c for c in query.get("with_original_language", "").split("|") if c}
@@ -149,74 +326,44 @@ def discover(movies: list[dict[str, Any]], query: dict[str, str],
         max_votes = query.get("vote_count.lte")
         max_votes_n = int(max_votes) if max_votes is not None else None
     except ValueError:
-        return 422, {"success": False, "errors": ["vote_count must be an integer"]}
+        return 422, _json({"success": False, "errors": ["vote_count must be an integer"]})
     key = (gte, lte, tuple(sorted(langs)), min_votes, max_votes_n, field_name, reverse)
-    if cache is not None and key in cache:
-        selected, starts = cache[key]
-    else:
-        selected, starts = _select(movies, gte, lte, langs, min_votes, max_votes_n, field_name,
-                                   reverse)
-        if cache is not None:
-            cache[key] = selected, starts
+
+    def make() -> Selection:
+        return catalogue.select(gte, lte, langs, min_votes, max_votes_n, field_name, reverse)
+
+    selected, starts = selections.get(key, make) if selections is not None else make()
     total = len(selected)
     first, stop = (page - 1) * PAGE_SIZE, min(page * PAGE_SIZE, total)
     if rng is None or first >= stop:
-        results = selected[first:stop]
+        results = selected[first:stop].tolist()
     else:
-        results = _shuffled_ties(selected, starts, first, stop, rng)
-    if hidden:
-        results = [m for m in results if m.get("id") not in hidden]
-    return 200, {"page": page, "results": results, "total_results": total,
-                 "total_pages": math.ceil(total / PAGE_SIZE)}
+        results = _shuffled_ties(selected, starts.tolist(), first, stop, rng)
+    if hidden is not None:
+        results = [i for i in results if not hidden[i]]
+    bodies = b", ".join(catalogue.body(i) for i in results)
+    return 200, b'{"page": %d, "results": [%s], "total_results": %d, "total_pages": %d}' % (
+        page, bodies, total, math.ceil(total / PAGE_SIZE))
 
 
-def _shuffled_ties(selected: list[dict[str, Any]], starts: list[int], first: int, stop: int,
-                   rng: random.Random) -> list[dict[str, Any]]:
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()
+
+
+def _shuffled_ties(selected: np.ndarray, starts: list[int], first: int, stop: int,
+                   rng: random.Random) -> list[int]:
     """``selected[first:stop]`` after shuffling every tie group that overlaps it."""
     below = bisect.bisect_right(starts, first) - 1
     after = bisect.bisect_left(starts, stop)
     lo = starts[below]
     hi = starts[after] if after < len(starts) else len(selected)
     bounds = [*starts[below:after], hi]
-    segment: list[dict[str, Any]] = []
+    segment: list[int] = []
     for a, b in itertools.pairwise(bounds):
-        group = selected[a:b]
+        group = selected[a:b].tolist()
         rng.shuffle(group)
         segment.extend(group)
     return segment[first - lo: stop - lo]
-
-
-def _select(movies: list[dict[str, Any]], gte: str | None, lte: str | None, langs: set[str],
-            min_votes: int, max_votes: int | None, field_name: str, reverse: bool,
-            ) -> Selection:
-    """The filtered, sorted movies and the start index of each run that ties on the key."""
-    selected = []
-    for movie in movies:
-        date = movie.get("release_date") or ""
-        if (gte or lte) and not date:
-            continue
-        if (gte and date < gte) or (lte and date > lte):
-            continue
-        if langs and movie.get("original_language") not in langs:
-            continue
-        votes = movie.get("vote_count") or 0
-        if votes < min_votes or (max_votes is not None and votes > max_votes):
-            continue
-        selected.append(movie)
-    attr = {"primary_release_date": "release_date", "original_title": "title"}.get(
-        field_name, field_name
-    )
-    def sort_key(m: dict[str, Any]) -> tuple[bool, Any]:
-        if attr == "title":
-            return False, m.get("title") or ""
-        return m.get(attr) is None, m.get(attr) or 0
-
-    # Without shuffle_ties the order is stable for equal keys: ties are broken by id.
-    selected.sort(key=lambda m: m.get("id", 0))
-    selected.sort(key=sort_key, reverse=reverse)
-    keys = [sort_key(m) for m in selected]
-    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
-    return selected, starts
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -227,9 +374,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging (the token could be in a query string)."""
 
-    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None,
-              truncate: bool = False) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, status: int, body: dict[str, Any] | bytes,
+              headers: dict[str, str] | None = None, truncate: bool = False) -> None:
+        data = body if isinstance(body, bytes) else _json(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -282,11 +429,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"success": False, "status_code": 7,
                              "status_message": "Invalid API key: You must be granted a valid key."})
             return
+        body: dict[str, Any] | bytes
         if path == "/3/genre/movie/list":
             status, body = 200, {"genres": server.config.genres or default_genres()}
         else:
-            status, body = discover(server.config.movies, query, server.selections,
-                                    server.tie_rng(), server.hidden)
+            status, body = discover(server.catalogue, query, server.selections,
+                                    server.tie_rng(), server.hidden_mask)
         self._send(status, body, truncate=fault == "truncate")
 
 
@@ -303,8 +451,11 @@ class EmulatorServer(ThreadingHTTPServer):
         self._rng = random.Random(config.seed)
         self._rng_lock = threading.Lock()
         self._window: list[float] = []
-        self.selections: dict[tuple[Any, ...], Selection] = {}
-        self.hidden = hidden_ids(config.movies, config.hide_fraction, config.seed)
+        self.catalogue = as_catalogue(config.movies)
+        self.selections = Selections()
+        mask = self.catalogue.hidden(config.hide_fraction, config.seed)
+        self.hidden_mask = mask if mask.any() else None
+        self.hidden = frozenset(self.catalogue.ids[mask].tolist())
         self._tie_seeds = random.Random(f"ties:{config.seed}")
 
     def handle_error(self, request: Any, client_address: Any) -> None:

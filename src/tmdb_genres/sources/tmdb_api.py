@@ -589,9 +589,10 @@ class Pull:
                 for record, rows in self._window(root, executor):
                     self.records.append(record)
                     for row in rows:
-                        if limit is not None and len(seen) >= limit:
-                            return
-                        seen.add(result_key(row.obj))
+                        if limit is not None:  # the only set that grows with the pull
+                            if len(seen) >= limit:
+                                return
+                            seen.add(result_key(row.obj))
                         yield row
         finally:
             # On failure, queued pages are dropped rather than fetched for nothing.
@@ -627,6 +628,7 @@ def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = N
     A pull that collected fewer movies than TMDB counted fails in one line, unless
     ``fetch.allow_incomplete`` is set: then it warns and the shortfall is recorded.
     """
+    started = time.monotonic()
     credentials = credentials_from_env(env)
     client = TmdbClient(credentials, requests_per_second=params.requests_per_second,
                         timeout=params.timeout_seconds, max_retries=params.max_retries)
@@ -653,6 +655,9 @@ def read_tmdb_source(params: FetchParams, report: Any, progress: bool | None = N
         "windows_resumed": pull.windows_resumed,
         "window_splits": pull.split_count,
         "requests": client.stats.requests,
+        "requests_per_movie": round(client.stats.requests / max(1, completeness["collected"]),
+                                    4),
+        "seconds": round(time.monotonic() - started, 1),
         "retries": sum(client.stats.retries.values()),
         "retries_by_kind": dict(sorted(client.stats.retries.items())),
         "completeness": completeness,

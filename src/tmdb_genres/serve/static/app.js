@@ -8,6 +8,8 @@ const WORD = /[\p{L}\p{N}\p{M}_]+/gu; // runs of word characters, as the model's
 const $ = (id) => document.getElementById(id);
 const title = $("title");
 const overview = $("overview");
+const language = $("language");  // optional metadata: sent only when filled in
+const year = $("year");
 const slider = $("threshold");
 const sliderValue = $("threshold-value");
 const reset = $("reset");
@@ -115,6 +117,8 @@ function highlight(chosen) {
 
 async function predict() {
   const body = { title: title.value, overview: overview.value };
+  if (language.value.trim()) body.original_language = language.value.trim().toLowerCase();
+  if (year.value.trim()) body.release_date = year.value.trim();
   if (!body.title.trim() && !body.overview.trim()) {
     answer = null;
     render();
@@ -157,6 +161,8 @@ function showSlider() {
 
 title.addEventListener("input", schedule);
 overview.addEventListener("input", schedule);
+language.addEventListener("input", schedule);
+year.addEventListener("input", schedule);
 slider.addEventListener("input", () => {
   globalThreshold = Number(slider.value);
   showSlider();
