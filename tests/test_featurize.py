@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from tmdb_genres.errors import TmdbGenresError
-from tmdb_genres.featurize import featurize, fit_vectorizer, label_matrix, load_split
+from tmdb_genres.featurize import (
+    SHARD_ROWS,
+    features,
+    featurize,
+    fit_vectorizer,
+    label_matrix,
+    load_split,
+    split_chunks,
+)
 from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
 from tmdb_genres.params import parse_params
 from tmdb_genres.prepare import prepare
@@ -74,10 +82,37 @@ def test_features_fit_on_train_only(toy_project: Path):
     vocabulary = saved["vectorizer"].blocks[0].counter.names
     train = load_split(toy_project / "data/features", "train")
     test = load_split(toy_project / "data/features", "test")
-    assert train["X"].shape[1] == test["X"].shape[1]
+    assert train["X"].shape[1] == test["X"].shape[1] == len(saved["vectorizer"].feature_names)
     assert "explosion" in vocabulary
     assert train["Y"].shape == (train["X"].shape[0], 19)
     assert np.all(np.diff(train["ids"]) > 0)
+    assert train["X"].dtype == np.float32 and train["X"].indices.dtype == np.int32
+
+
+def test_shards_hold_the_rows_of_the_vectoriser_in_order(tmp_path: Path, params_data):
+    """Features written a shard at a time equal the whole split transformed at once."""
+    import scipy.sparse as sp
+
+    params = parse_params(params_data)
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, toy_movies(300))
+    prepare(params.prepare, snapshot, tmp_path / "prepared", tmp_path / "prepare.json")
+    featurize(params.featurize, tmp_path / "prepared", tmp_path / "features",
+              tmp_path / "v.joblib")
+    rows = read_jsonl(tmp_path / "prepared/train.jsonl")
+    chunks = list(split_chunks(tmp_path / "prepared", "train", rows=64))
+    assert [r for c in chunks for r in c] == rows and max(map(len, chunks)) == 64
+    vectorizer = load_joblib(tmp_path / "v.joblib")["vectorizer"]
+    saved = load_split(tmp_path / "features", "train")
+    whole = features(vectorizer, params.featurize, rows, training=True)
+    assert (sp.csr_matrix(saved["X"]) != whole).nnz == 0
+    assert saved["ids"].tolist() == [row["id"] for row in rows]
+    assert len(rows) <= SHARD_ROWS and len(list((tmp_path / "features/train").iterdir())) == 1
+    test_rows = read_jsonl(tmp_path / "prepared/test.jsonl")
+    saved = load_split(tmp_path / "features", "test")
+    assert (saved["X"] != features(vectorizer, params.featurize, test_rows)).nnz == 0
+    assert (saved["X_no_metadata"] != features(vectorizer, params.featurize, test_rows,
+                                               with_metadata=False)).nnz == 0
 
 
 def test_missing_prepared_data_is_one_clear_error(tmp_path: Path, params_data):
@@ -123,7 +158,7 @@ def test_validation_and_test_texts_never_reach_the_vectorizer(tmp_path: Path, pa
 
     Words that occur only in validation and test (in every one of their rows, far above
     min_df) must not become features, and rewriting those splits' texts must not change one
-    byte of the saved vectoriser or of the training matrix.
+    byte of the saved vectoriser or of the training features.
     """
     params = parse_params(params_data)
     snapshot = tmp_path / "movies.jsonl"
@@ -143,5 +178,5 @@ def test_validation_and_test_texts_never_reach_the_vectorizer(tmp_path: Path, pa
         assert term not in outputs["leaky"], f"{term!r} occurs only outside train"
     assert not any("zorb" in name for name in outputs["leaky"])  # nor its character n-grams
     assert (tmp_path / "leaky.joblib").read_bytes() == (tmp_path / "clean.joblib").read_bytes()
-    assert ((tmp_path / "leaky-features/train.joblib").read_bytes()
-            == (tmp_path / "clean-features/train.joblib").read_bytes())
+    assert ((tmp_path / "leaky-features/train/00000.npz").read_bytes()
+            == (tmp_path / "clean-features/train/00000.npz").read_bytes())

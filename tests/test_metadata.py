@@ -162,8 +162,8 @@ def test_metadata_encoder_is_fitted_on_the_training_split_only(tmp_path: Path, p
     assert "xq" not in leaky.levels["language"] and min(leaky.levels["decade"]) > 1870
     assert max(leaky.levels["vote_count"]) < 23  # log2 of 10**7
     assert (tmp_path / "leaky.joblib").read_bytes() == (tmp_path / "clean.joblib").read_bytes()
-    assert ((tmp_path / "leaky-features/train.joblib").read_bytes()
-            == (tmp_path / "clean-features/train.joblib").read_bytes())
+    assert ((tmp_path / "leaky-features/train/00000.npz").read_bytes()
+            == (tmp_path / "clean-features/train/00000.npz").read_bytes())
 
 
 def test_prepare_keeps_the_raw_metadata_fields(tmp_path: Path, params_data):

@@ -167,3 +167,28 @@ def test_an_empty_split_error_says_which_way_to_move_the_fractions(tmp_path: Pat
     with pytest.raises(TmdbGenresError) as info:
         prepare(skewed, snapshot, tmp_path / "p", tmp_path / "r.json")
     assert f"split {split!r} is empty" in str(info.value) and advice in str(info.value)
+
+
+def test_train_limit_keeps_the_lowest_split_hashes_and_counts_the_rest(tmp_path: Path, params):
+    """At most train_limit training movies: the lowest split hashes (a subset that does not
+    depend on the snapshot's order), in id order; validation and test are untouched."""
+    from tmdb_genres.prepare import split_hash
+
+    movies = toy_movies(400)
+    snapshot = tmp_path / "movies.jsonl"
+    write_jsonl(snapshot, movies)
+    whole = prepare(params, snapshot, tmp_path / "whole", tmp_path / "whole.json")
+    assert whole["train_over_limit"] == 0
+    limited = dataclasses.replace(params, train_limit=100)
+    write_jsonl(snapshot, list(reversed(movies)))  # the subset ignores the snapshot's order
+    report = prepare(limited, snapshot, tmp_path / "cut", tmp_path / "cut.json")
+    train_all = read_jsonl(tmp_path / "whole/train.jsonl")
+    train_cut = read_jsonl(tmp_path / "cut/train.jsonl")
+    expected = sorted(train_all, key=lambda r: split_hash(r["id"], params))[:100]
+    assert train_cut == sorted(expected, key=lambda r: r["id"])
+    assert report["train_over_limit"] == len(train_all) - 100 > 0
+    assert report["splits"]["train"] == 100
+    assert report["rows_out"] == whole["rows_out"] - report["train_over_limit"]
+    for name in ("validation", "test"):
+        assert (sorted(read_jsonl(tmp_path / f"cut/{name}.jsonl"), key=lambda r: r["id"])
+                == read_jsonl(tmp_path / f"whole/{name}.jsonl"))

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from tmdb_genres.io import dump_joblib, load_joblib, read_jsonl
+from tmdb_genres.featurize import read_shard, write_shard
+from tmdb_genres.io import load_joblib, read_jsonl
 from tmdb_genres.model import GenreModel
 from tmdb_genres.params import parse_params
 from tmdb_genres.train import fit_genre, train
@@ -38,9 +39,11 @@ def _train_with(project: Path, out: Path, params, permute: dict[str, int]) -> di
     features = out / "features"
     shutil.copytree(project / "data/features", features)
     for split, seed in permute.items():
-        data = load_joblib(features / f"{split}.joblib")
-        data["Y"] = data["Y"][np.random.default_rng(seed).permutation(len(data["Y"]))]
-        dump_joblib(features / f"{split}.joblib", data)
+        for path in sorted((features / split).glob("*.npz")):
+            shard = read_shard(path)
+            order = np.random.default_rng(seed).permutation(len(shard["Y"]))
+            write_shard(path, shard["X"], shard["ids"], shard["Y"][order],
+                        shard.get("X_no_metadata"))
     train(params, features, out / "model.joblib", out / "scores")
     return load_joblib(out / "model.joblib")
 
@@ -87,3 +90,20 @@ def test_saved_scores_are_what_the_saved_model_predicts(toy_project: Path):
             assert np.allclose(model.probabilities(texts), saved["P_no_metadata"], rtol=0,
                                atol=1e-6)
             assert not np.allclose(saved["P"], saved["P_no_metadata"], rtol=0, atol=1e-6)
+
+
+def test_outputs_do_not_depend_on_the_number_of_workers(toy_project: Path, tmp_path: Path,
+                                                        params_data):
+    """Genres fitted by 1, 2 or 3 processes (the matrix memory-mapped into them) give the
+    same model and scores, byte for byte, and leave no temporary matrix behind."""
+    outputs = []
+    for workers in (1, 2, 3):
+        params_data["train"]["workers"] = workers
+        out = tmp_path / str(workers)
+        train(parse_params(params_data).train, toy_project / "data/features",
+              out / "model.joblib", out / "scores")
+        outputs.append({p.relative_to(out).as_posix(): p.read_bytes()
+                        for p in sorted(out.rglob("*")) if p.is_file()})
+    assert len(outputs[0]) == 3  # model.joblib and two score files: the matrix is gone
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0]["model.joblib"] == (toy_project / "models/model.joblib").read_bytes()

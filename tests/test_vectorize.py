@@ -50,6 +50,27 @@ def test_max_features_keeps_count_vectorizer_columns():
     same_counts(counter.counts(TEXTS), reference.fit_transform(TEXTS))
 
 
+@pytest.mark.parametrize("min_df", [1, 2, 5])
+@pytest.mark.parametrize("max_features", [None, 40, 700])
+def test_vocabulary_fit_in_arrays_equals_count_vectorizer(min_df, max_features):
+    """The chunked, array-based vocabulary fit keeps CountVectorizer's terms in its column
+    order, with min_df, max_features (ties included) and stop words, on odd texts too."""
+    for ngram_max, stop_words in ((1, None), (2, "english"), (3, None)):
+        counter = WordNgrams.fit(TEXTS, ngram_max, min_df, max_features, stop_words)
+        reference = CountVectorizer(ngram_range=(1, ngram_max), min_df=min_df,
+                                    max_features=max_features, stop_words=stop_words)
+        same_counts(counter.counts(TEXTS), reference.fit_transform(TEXTS))
+        assert counter.names == reference.get_feature_names_out().tolist()
+    for low, high in ((2, 5), (1, 3)):
+        counter = CharNgrams.fit(TEXTS, low, high, min_df, max_features)
+        reference = CountVectorizer(analyzer="char_wb", ngram_range=(low, high),
+                                    min_df=min_df, max_features=max_features)
+        same_counts(counter.counts(TEXTS), reference.fit_transform(TEXTS))
+        assert counter.names == reference.get_feature_names_out().tolist()
+    with pytest.raises(ValueError, match="no terms remain"):
+        CharNgrams.fit(TEXTS[:3], 2, 3, 10, None)
+
+
 def test_counting_leaves_no_state_in_the_pickle():
     counter = CharNgrams.fit(TEXTS, 2, 5, 1, None)
     before = pickle.dumps(counter)

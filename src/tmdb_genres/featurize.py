@@ -1,16 +1,22 @@
-"""Stage 3, featurize: fit TF-IDF on the training split only and transform every split.
+"""Stage 3, featurize: fit TF-IDF on the training split only, write every split's features.
 
 Word n-grams (with optional English stop words) and character n-grams within word
 boundaries are weighted separately and concatenated; the metadata block (release decade,
 language, vote-count band, ...; see :mod:`metadata`), fitted on the training movies only,
-comes last. The fitted vectoriser is saved for prediction; each split's matrix, label matrix
-and ids are saved under ``data/features`` (validation and test also without their metadata).
+comes last. The fitted vectoriser is saved for prediction; each split's feature rows, labels
+and ids (validation and test also without their metadata) are saved under ``data/features`` in
+shards of :data:`SHARD_ROWS` rows (``<split>/00000.npz``, ...: float32 values, int32 column
+indices, zip-deflated with fixed timestamps so equal features give equal bytes), written and
+read a shard at a time, so memory stays bounded whatever the catalogue's size.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import io
+import json
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +25,14 @@ import numpy as np
 from . import paths
 from .errors import TmdbGenresError
 from .genres import genre_names
-from .io import atomic_dir, dump_joblib, read_json, read_jsonl
+from .io import atomic_dir, dump_joblib, open_text, read_json, read_jsonl
 from .metadata import MetadataEncoder, training_metadata
 from .model import MODEL_FORMAT
 from .params import FeaturizeParams, load_params
 from .vectorize import CharNgrams, TfidfBlock, Vectorizer, WordNgrams
+
+SHARD_ROWS = 8192  # rows of one feature shard: prepared rows turned into features at a time
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: shard bytes hold no clock
 
 
 def fit_vectorizer(params: FeaturizeParams, texts: list[str],
@@ -75,64 +84,134 @@ def label_matrix(rows: list[dict[str, Any]], genres: list[str]) -> np.ndarray:
     return y
 
 
+def split_path(prepared: Path, name: str) -> Path:
+    """One prepared split's file; one clear error when prepare has not run."""
+    path = paths.split_file(prepared, name, ".jsonl")
+    if not path.is_file():
+        raise TmdbGenresError(f"prepared split {str(path)!r} not found",
+                              "run `dvc repro prepare` in the project root first")
+    return path
+
+
 def read_prepared_splits(prepared: Path) -> dict[str, list[dict[str, Any]]]:
     """The rows of every split the prepare stage wrote under ``prepared``."""
-    splits = {}
-    for name in paths.SPLITS:
-        path = paths.split_file(prepared, name, ".jsonl")
-        if not path.is_file():
-            raise TmdbGenresError(f"prepared split {str(path)!r} not found",
-                                  "run `dvc repro prepare` in the project root first")
-        splits[name] = read_jsonl(path)
-    return splits
+    return {name: read_jsonl(split_path(prepared, name)) for name in paths.SPLITS}
 
 
-def featurize(
-    params: FeaturizeParams, prepared: Path, out_dir: Path, vectorizer_path: Path
-) -> dict:
-    """Run the stage; return the number of features and rows per split."""
-    splits = read_prepared_splits(prepared)
+def split_chunks(prepared: Path, name: str, rows: int = SHARD_ROWS
+                 ) -> Iterator[list[dict[str, Any]]]:
+    """The rows of one prepared split, ``rows`` at a time, in file (id) order."""
+    chunk: list[dict[str, Any]] = []
+    with open_text(split_path(prepared, name)) as handle:
+        for line in handle:
+            if line.strip():
+                chunk.append(json.loads(line))
+                if len(chunk) == rows:
+                    yield chunk
+                    chunk = []
+    if chunk:
+        yield chunk
+
+
+def _csr_arrays(x, suffix: str = "") -> dict[str, np.ndarray]:
+    """A CSR matrix as the compact arrays of a shard (float32 values, int32 indices)."""
+    return {f"data{suffix}": x.data.astype(np.float32),
+            f"indices{suffix}": x.indices.astype(np.int32),
+            f"indptr{suffix}": x.indptr.astype(np.int64),
+            f"shape{suffix}": np.array(x.shape, dtype=np.int64)}
+
+
+def write_shard(path: Path, x, ids: np.ndarray, y: np.ndarray, x_no_metadata=None) -> None:
+    """Write one shard: a zip of ``.npy`` arrays (what ``np.load`` reads as an npz), deflated,
+    with fixed timestamps and permissions so that equal arrays give equal bytes; with
+    ``x_no_metadata``, also the same rows with every metadata field removed."""
+    arrays = {**_csr_arrays(x), "ids": ids.astype(np.int64), "Y": y.astype(np.uint8)}
+    if x_no_metadata is not None:
+        arrays.update(_csr_arrays(x_no_metadata, "_no_metadata"))
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue(), compresslevel=6)
+
+
+def read_shard(path: Path) -> dict[str, Any]:
+    """One shard: ``X`` (float32 CSR), ``ids``, ``Y`` and, when written, ``X_no_metadata``."""
+    import scipy.sparse as sp
+
+    def matrix(shard: Any, suffix: str = "") -> Any:
+        return sp.csr_matrix((shard[f"data{suffix}"], shard[f"indices{suffix}"],
+                              shard[f"indptr{suffix}"]),
+                             shape=tuple(shard[f"shape{suffix}"].tolist()))
+
+    with np.load(path, allow_pickle=False) as shard:
+        found = {"X": matrix(shard), "ids": shard["ids"], "Y": shard["Y"]}
+        if "data_no_metadata" in shard.files:
+            found["X_no_metadata"] = matrix(shard, "_no_metadata")
+        return found
+
+
+def split_shards(features_dir: Path, split: str) -> Iterator[dict[str, Any]]:
+    """The shards of one split written by this stage, in row (id) order."""
+    directory = features_dir / split
+    if not directory.is_dir():
+        raise TmdbGenresError(f"features {str(directory)!r} not found",
+                              "run `dvc repro featurize`")
+    for path in sorted(directory.glob("*.npz")):
+        yield read_shard(path)
+
+
+def load_split(features_dir: Path, split: str) -> dict[str, Any]:
+    """One whole split (its shards stacked): ``X``, ``ids``, ``Y`` and ``genres``; for small
+    data and tests (the stages read shard by shard)."""
+    import scipy.sparse as sp
+
+    shards = list(split_shards(features_dir, split))
+    found = {"X": sp.vstack([s["X"] for s in shards], format="csr"),
+             "ids": np.concatenate([s["ids"] for s in shards]),
+             "Y": np.concatenate([s["Y"] for s in shards]), "genres": genre_names()}
+    if shards and "X_no_metadata" in shards[0]:
+        found["X_no_metadata"] = sp.vstack([s["X_no_metadata"] for s in shards], format="csr")
+    return found
+
+
+def featurize(params: FeaturizeParams, prepared: Path, out_dir: Path,
+              vectorizer_path: Path) -> dict:
+    """Run the stage; return the number of features and of rows per split."""
     recipe_path = prepared / paths.TEXT_RECIPE
+    train = [row for chunk in split_chunks(prepared, "train") for row in chunk]
     if not recipe_path.is_file():
         raise TmdbGenresError(f"{str(recipe_path)!r} not found", "run `dvc repro prepare` first")
     recipe = read_json(recipe_path)
-    genres = genre_names()
     try:
-        vectorizer = fit_vectorizer(params, [row["text"] for row in splits["train"]],
-                                    [row.get("metadata") for row in splits["train"]])
+        vectorizer = fit_vectorizer(params, [row["text"] for row in train],
+                                    [row.get("metadata") for row in train])
     except ValueError as exc:  # e.g. "After pruning, no terms remain"
         raise TmdbGenresError(f"TF-IDF could not be fitted: {exc}",
                               "lower featurize min_df or use a larger snapshot") from None
-    summary: dict[str, Any] = {}
+    del train
+    genres = genre_names()
+    summary: dict[str, Any] = {"features": len(vectorizer.feature_names)}
     with atomic_dir(out_dir) as tmp:
-        for name, rows in splits.items():
-            x = features(vectorizer, params, rows, training=name == "train")
-            split = {
-                "ids": np.array([row["id"] for row in rows], dtype=np.int64),
-                "X": x,
-                "Y": label_matrix(rows, genres),
-                "genres": genres,
-            }
-            if name != "train" and vectorizer.metadata is not None:
-                # the same movies with every metadata field removed: what text-only callers
+        for name in paths.SPLITS:
+            (tmp / name).mkdir()
+            summary[name] = 0
+            for number, rows in enumerate(split_chunks(prepared, name)):
+                # validation and test also without their metadata: what text-only callers
                 # get (train calibrates on validation's too; evaluate reports test's)
-                split["X_no_metadata"] = features(vectorizer, params, rows,
-                                                  with_metadata=False)
-            dump_joblib(paths.split_file(tmp, name, ".joblib"), split)
-            summary[name] = x.shape[0]
+                removed = (features(vectorizer, params, rows, with_metadata=False)
+                           if name != "train" and vectorizer.metadata is not None else None)
+                write_shard(tmp / name / f"{number:05d}.npz",
+                            features(vectorizer, params, rows, training=name == "train"),
+                            np.array([row["id"] for row in rows], dtype=np.int64),
+                            label_matrix(rows, genres), removed)
+                summary[name] += len(rows)
     dump_joblib(vectorizer_path, {"format": MODEL_FORMAT, **recipe, "vectorizer": vectorizer})
-    summary["features"] = int(x.shape[1])
     return summary
-
-
-def load_split(features: Path, split: str) -> dict[str, Any]:
-    """Load one split written by this stage."""
-    from .io import load_joblib
-
-    path = paths.split_file(features, split, ".joblib")
-    if not path.is_file():
-        raise TmdbGenresError(f"features {str(path)!r} not found", "run `dvc repro featurize`")
-    return load_joblib(path)
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -141,7 +220,7 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--prepared", type=Path, default=paths.PREPARED_DIR,
                         help="directory of prepared splits")
     parser.add_argument("--out", type=Path, default=paths.FEATURES_DIR,
-                        help="directory for the feature matrices")
+                        help="directory for the feature shards")
     parser.add_argument("--vectorizer", type=Path, default=paths.VECTORIZER,
                         help="where to save the fitted vectoriser")
     return parser

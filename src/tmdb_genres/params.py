@@ -73,6 +73,7 @@ class PrepareParams:
     validation_fraction: float
     test_fraction: float
     split_salt: str
+    train_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class TrainParams:
     class_weight: str | None
     max_iter: int
     seed: int
+    workers: int = 1  # processes fitting genres at once; changes no output byte
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,7 @@ def _prepare(s: _Section) -> PrepareParams:
         validation_fraction=split.number("validation", 0.0, 0.5, open_low=True),
         test_fraction=split.number("test", 0.0, 0.5, open_low=True),
         split_salt=split.string("salt"),
+        train_limit=split.optional_integer("train_limit", 1),
     )
     split.check_no_extra_keys()
     if params.validation_fraction + params.test_fraction >= 1:
@@ -403,6 +406,7 @@ def _train(s: _Section) -> TrainParams:
         class_weight=s.optional_string("class_weight", ("balanced",)),
         max_iter=s.integer("max_iter", 1),
         seed=s.integer("seed", 0),
+        workers=s.integer("workers", 1, 64),
     )
 
 

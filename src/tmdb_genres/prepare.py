@@ -11,22 +11,32 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import heapq
+import json
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
-from .io import atomic_dir, read_jsonl, write_json, write_jsonl
+from .io import atomic_dir, jsonl_line, open_text, write_json
 from .movie import METADATA_FIELDS, movie_text, normalize_space
 from .params import PrepareParams, load_params
 
 
+def split_hash(movie_id: int, params: PrepareParams) -> float:
+    """The uniform number in [0, 1) that places a TMDB id in its split (and ranks the
+    training movies for ``prepare.split.train_limit``)."""
+    digest = hashlib.sha256(f"{params.split_salt}:{movie_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def split_of(movie_id: int, params: PrepareParams) -> str:
     """The split (train / validation / test) a TMDB id falls in, stable across snapshots."""
-    digest = hashlib.sha256(f"{params.split_salt}:{movie_id}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    u = split_hash(movie_id, params)
     if u < params.test_fraction:
         return "test"
     if u < params.test_fraction + params.validation_fraction:
@@ -39,16 +49,34 @@ def text_recipe(params: PrepareParams) -> dict[str, Any]:
     return {"text_fields": list(params.text_fields), "title_repeat": params.title_repeat}
 
 
-def clean(
-    movies: list[dict[str, Any]], params: PrepareParams
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Clean raw movies into labelled examples; return them and the drop counts."""
-    dropped: Counter[str] = Counter()
-    unknown_ids: Counter[str] = Counter()
+class Counts:
+    """What cleaning dropped and removed, counted as the movies stream by."""
+
+    def __init__(self) -> None:
+        self.rows_in = 0
+        self.dropped: Counter[str] = Counter()
+        self.unknown_ids: Counter[str] = Counter()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as written to ``metrics/prepare.json``."""
+        return {
+            "rows_in": self.rows_in,
+            "dropped": dict(sorted(self.dropped.items())),
+            "dropped_total": sum(self.dropped.values()),
+            "unknown_genre_ids": dict(sorted(self.unknown_ids.items())),
+            "unknown_genre_ids_total": sum(self.unknown_ids.values()),
+        }
+
+
+def clean_stream(movies: Iterable[dict[str, Any]], params: PrepareParams,
+                 counts: Counts) -> Iterator[dict[str, Any]]:
+    """Yield the labelled examples of raw movies one at a time, counting what is dropped
+    in ``counts``. Memory is one id per movie (for duplicates), whatever the snapshot size."""
+    dropped, unknown_ids = counts.dropped, counts.unknown_ids
     seen: set[int] = set()
-    examples = []
     languages = set(params.languages)
     for movie in movies:
+        counts.rows_in += 1
         if movie["id"] in seen:
             dropped["duplicate_id"] += 1
             continue
@@ -73,59 +101,98 @@ def clean(
             dropped["no_known_genre"] += 1
             continue
         title = normalize_space(movie.get("title") or "")
-        examples.append(
-            {
-                "id": movie["id"],
-                "title": title,
-                "text": movie_text(title, overview, params),
-                "genres": sorted(genres),
-                # the raw fields, as the snapshot has them (featurize encodes them leniently)
-                "metadata": {name: movie[name] for name in METADATA_FIELDS if name in movie},
-            }
-        )
-    counts = {
-        "rows_in": len(movies),
-        "dropped": dict(sorted(dropped.items())),
-        "dropped_total": sum(dropped.values()),
-        "unknown_genre_ids": dict(sorted(unknown_ids.items())),
-        "unknown_genre_ids_total": sum(unknown_ids.values()),
-    }
-    return examples, counts
+        yield {
+            "id": movie["id"],
+            "title": title,
+            "text": movie_text(title, overview, params),
+            "genres": sorted(genres),
+            # the raw fields, as the snapshot has them (featurize encodes them leniently)
+            "metadata": {name: movie[name] for name in METADATA_FIELDS if name in movie},
+        }
 
 
-def split_examples(
-    examples: list[dict[str, Any]], params: PrepareParams
-) -> dict[str, list[dict[str, Any]]]:
-    """Group examples by their hashed split, keeping id order within each split."""
-    splits: dict[str, list[dict[str, Any]]] = {name: [] for name in paths.SPLITS}
-    for example in examples:
-        splits[split_of(example["id"], params)].append(example)
-    return splits
+def clean(
+    movies: Iterable[dict[str, Any]], params: PrepareParams
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Clean raw movies into labelled examples; return them and the drop counts."""
+    counts = Counts()
+    examples = list(clean_stream(movies, params, counts))
+    return examples, counts.as_dict()
+
+
+def read_snapshot(snapshot: Path) -> Iterator[dict[str, Any]]:
+    """The movies of the raw snapshot written by fetch, one at a time."""
+    with open_text(snapshot) as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+class TrainLimit:
+    """The training examples with the lowest split hashes, at most ``limit`` of them
+    (all when ``limit`` is None): a heap of the kept ones, so memory is bounded by the limit."""
+
+    def __init__(self, limit: int | None, params: PrepareParams) -> None:
+        self.limit, self.params = limit, params
+        self.heap: list[tuple[float, int, str]] = []  # (-hash, id, JSONL line)
+        self.over = 0
+
+    def add(self, example: dict[str, Any]) -> None:
+        """Offer one training example."""
+        item = (-split_hash(example["id"], self.params), example["id"], jsonl_line(example))
+        if self.limit is None or len(self.heap) < self.limit:
+            heapq.heappush(self.heap, item)
+            return
+        self.over += 1
+        if item > self.heap[0]:  # a lower hash than the highest kept one
+            heapq.heapreplace(self.heap, item)
+
+    def lines(self) -> list[str]:
+        """The kept examples' JSONL lines, in id order."""
+        return [line for _, _, line in sorted(self.heap, key=lambda item: item[1])]
 
 
 def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: Path) -> dict:
-    """Run the stage: read the snapshot, write one JSONL per split and the report."""
+    """Run the stage: stream the snapshot into one JSONL per split, and write the report.
+
+    Validation and test rows are written as they come; training rows go through
+    :class:`TrainLimit`, so memory is bounded by ``prepare.split.train_limit`` movies.
+    """
     if not snapshot.is_file():
         raise TmdbGenresError(
             f"raw snapshot {str(snapshot)!r} not found", "run `dvc repro fetch` first"
         )
-    examples, counts = clean(read_jsonl(snapshot), params)
-    splits = split_examples(examples, params)
-    empty = [name for name, rows in splits.items() if not rows]
-    if empty:
-        # train gets what validation and test leave: it grows when they are lowered
-        remedy = ("lower prepare.split.validation or prepare.split.test" if empty[0] == "train"
-                  else f"raise prepare.split.{empty[0]}")
-        raise TmdbGenresError(
-            f"split {empty[0]!r} is empty ({len(examples)} usable movies after cleaning)",
-            f"use a larger snapshot or {remedy} in params.yaml",
-        )
+    counts = Counts()
+    sizes = dict.fromkeys(paths.SPLITS, 0)
+    train = TrainLimit(params.train_limit, params)
     with atomic_dir(out_dir) as tmp:
-        for name, rows in splits.items():
-            write_jsonl(paths.split_file(tmp, name, ".jsonl"), rows)
+        with ExitStack() as stack:
+            handles = {name: stack.enter_context(open(
+                paths.split_file(tmp, name, ".jsonl"), "w", encoding="utf-8", newline="\n"))
+                for name in paths.SPLITS if name != "train"}
+            for example in clean_stream(read_snapshot(snapshot), params, counts):
+                name = split_of(example["id"], params)
+                if name == "train":
+                    train.add(example)
+                else:
+                    handles[name].write(jsonl_line(example))
+                sizes[name] += 1
+        empty = [name for name in paths.SPLITS if not sizes[name]]
+        if empty:
+            # train gets what validation and test leave: it grows when they are lowered
+            remedy = ("lower prepare.split.validation or prepare.split.test"
+                      if empty[0] == "train" else f"raise prepare.split.{empty[0]}")
+            raise TmdbGenresError(
+                f"split {empty[0]!r} is empty ({sum(sizes.values())} usable movies after "
+                "cleaning)", f"use a larger snapshot or {remedy} in params.yaml",
+            )
+        with open(paths.split_file(tmp, "train", ".jsonl"), "w", encoding="utf-8",
+                  newline="\n") as handle:
+            handle.writelines(train.lines())
         write_json(tmp / paths.TEXT_RECIPE, text_recipe(params))
-    report = {**counts, "rows_out": len(examples),
-              "splits": {name: len(rows) for name, rows in splits.items()}}
+    sizes["train"] -= train.over
+    report = {**counts.as_dict(), "rows_out": sum(sizes.values()), "splits": sizes,
+              "train_over_limit": train.over}
     write_json(report_path, report)
     return report
 

@@ -2,22 +2,32 @@
 
 Each genre's LinearSVC is fitted on the training split; a Platt sigmoid maps its margins to
 probabilities, fitted on validation margins only (test is never seen): with a metadata
-block, on the validation movies with their metadata and again with it removed. The stage saves the
-weights and the calibrated validation and test scores (test also with its metadata removed,
-when the model has any), so evaluation never retrains.
+block, on the validation movies with their metadata and again with it removed. The stage saves
+the weights and the calibrated validation and test scores (test also with its metadata
+removed, when the model has any), so evaluation never retrains.
+
+Feature rows come from featurize's shards: the training rows (at most
+``prepare.split.train_limit`` of them) as one matrix, validation and test a shard at a time,
+so memory is bounded whatever the catalogue's size. The 19 genres are
+independent problems, fitted by ``train.workers`` processes that share the matrix (written
+once to a temporary directory beside the model and memory-mapped); each fit seeds liblinear
+itself, so the bytes are the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import paths
-from .featurize import load_split
+from .featurize import split_shards
+from .genres import genre_names
 from .io import atomic_dir, dump_joblib
 from .model import MODEL_FORMAT, calibrated, fit_platt, margins
 from .numeric import settle
@@ -63,25 +73,116 @@ def fit_calibration(margins_val: np.ndarray, y_val: np.ndarray,
     return np.array([a for a, _ in platt]), np.array([b for _, b in platt])
 
 
-def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
-    """Run the stage; return a short summary."""
+@dataclass(frozen=True)
+class MatrixFiles:
+    """A CSR matrix stored as raw arrays in a directory (float64 values, int32 column indices,
+    int64 row pointers): what liblinear reads, written once, a chunk of rows at a time, and
+    memory-mapped by every process that fits genres, so no process holds it in its own memory
+    and the page cache holds it once."""
+
+    directory: Path
+    shape: tuple[int, int]
+    nnz: int
+
+    def load(self):
+        """The matrix, memory-mapped read-only (a CSR over the mapped arrays, no copy)."""
+        import scipy.sparse as sp
+
+        def array(name: str, dtype: type, count: int) -> np.ndarray:
+            if not count:
+                return np.zeros(0, dtype=dtype)
+            return np.memmap(self.directory / name, dtype=dtype, mode="r", shape=(count,))
+
+        return sp.csr_matrix((array("data", np.float64, self.nnz),
+                              array("indices", np.int32, self.nnz),
+                              array("indptr", np.int64, self.shape[0] + 1)),
+                             shape=self.shape, copy=False)
+
+
+def write_training_matrix(features: Path, directory: Path) -> tuple[MatrixFiles, np.ndarray]:
+    """Write the training split's feature rows to ``directory`` as :class:`MatrixFiles`,
+    a shard at a time; return them and the labels."""
+    labels, rows, nnz, columns = [], 0, 0, 0
+    with open(directory / "data", "wb") as data, open(directory / "indices", "wb") as indices, \
+            open(directory / "indptr", "wb") as indptr:
+        indptr.write(np.zeros(1, dtype=np.int64).tobytes())
+        for shard in split_shards(features, "train"):
+            x = shard["X"]
+            data.write(x.data.astype(np.float64).tobytes())
+            indices.write(x.indices.astype(np.int32).tobytes())
+            indptr.write((x.indptr[1:].astype(np.int64) + nnz).tobytes())
+            labels.append(shard["Y"])
+            rows, nnz, columns = rows + x.shape[0], nnz + x.nnz, x.shape[1]
+    return MatrixFiles(directory, (rows, columns), nnz), np.concatenate(labels)
+
+
+_LOADED: dict[Path, object] = {}  # per worker process: the mapped matrix, mapped once
+
+
+def fit_genre_from_files(files: MatrixFiles, y: np.ndarray, params: TrainParams
+                         ) -> tuple[np.ndarray, float]:
+    """:func:`fit_genre` on the memory-mapped matrix (mapped once per process)."""
+    if files.directory not in _LOADED:
+        _LOADED.clear()
+        _LOADED[files.directory] = files.load()
+    return fit_genre(_LOADED[files.directory], y, params)
+
+
+def fit_all(files: MatrixFiles, y: np.ndarray, params: TrainParams
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Every genre's weights (genres x features, float32) and intercepts, fitted by
+    ``params.workers`` processes; the result does not depend on their number (each fit seeds
+    liblinear itself)."""
+    from joblib import Parallel, delayed
     from tqdm import tqdm
 
-    train_split = load_split(features, "train")
-    validation = load_split(features, "validation")
-    test = load_split(features, "test")
-    genres = train_split["genres"]
-    coef = np.zeros((len(genres), train_split["X"].shape[1]), dtype=np.float32)
-    intercept = np.zeros(len(genres))
-    progress = tqdm(range(len(genres)), desc="train", unit="genre", file=sys.stderr, disable=None)
-    for j in progress:
-        coef[j], intercept[j] = fit_genre(train_split["X"], train_split["Y"][:, j], params)
-    scores = {name: margins(split["X"], coef.T, intercept)
-              for name, split in (("validation", validation), ("test", test))}
-    removed = None
-    if "X_no_metadata" in validation:
-        removed = margins(validation["X_no_metadata"], coef.T, intercept)
-    platt_a, platt_b = fit_calibration(scores["validation"], validation["Y"], removed)
+    columns = [np.ascontiguousarray(y[:, j]) for j in range(y.shape[1])]
+    if params.workers == 1:
+        results = (fit_genre_from_files(files, column, params) for column in columns)
+    else:
+        results = Parallel(n_jobs=params.workers, backend="loky", return_as="generator")(
+            delayed(fit_genre_from_files)(files, column, params) for column in columns)
+    try:
+        fitted = list(tqdm(results, total=len(columns), desc="train", unit="genre",
+                           file=sys.stderr, disable=None))
+    finally:
+        _LOADED.clear()
+    coef = np.stack([weights for weights, _ in fitted]).astype(np.float32)
+    intercept = np.array([b for _, b in fitted], dtype=np.float64)
+    return coef, intercept
+
+
+def split_margins(features: Path, name: str, coef_t: np.ndarray, intercept: np.ndarray
+                  ) -> dict[str, np.ndarray | None]:
+    """Ids, labels and settled margins of one split, computed a shard at a time; also the
+    margins of the rows with every metadata field removed (``removed``; None for a text-only
+    model, whose rows have none)."""
+    ids, labels, found, removed = [], [], [], []
+    for shard in split_shards(features, name):
+        ids.append(shard["ids"])
+        labels.append(shard["Y"])
+        found.append(margins(shard["X"], coef_t, intercept))
+        if "X_no_metadata" in shard:
+            removed.append(margins(shard["X_no_metadata"], coef_t, intercept))
+    return {"ids": np.concatenate(ids), "Y": np.concatenate(labels),
+            "margins": np.concatenate(found),
+            "removed": np.concatenate(removed) if removed else None}
+
+
+def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
+    """Run the stage; return a short summary."""
+    genres = genre_names()
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".train-matrix-", dir=model_path.parent) as tmp:
+        files, y = write_training_matrix(features, Path(tmp))
+        coef, intercept = fit_all(files, y, params)
+    rows, features_count = files.shape
+    coef_t = np.ascontiguousarray(coef.T)
+    scores = {name: split_margins(features, name, coef_t, intercept)
+              for name in ("validation", "test")}
+    validation = scores["validation"]
+    platt_a, platt_b = fit_calibration(validation["margins"], validation["Y"],
+                                       validation["removed"])
     dump_joblib(
         model_path,
         {
@@ -94,20 +195,19 @@ def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Pat
         },
     )
     with atomic_dir(scores_dir) as tmp:
-        for name, split in (("validation", validation), ("test", test)):
+        for name, split in scores.items():
             saved = {
                 "ids": split["ids"],
                 "Y": split["Y"],
-                "P": calibrated(scores[name], platt_a, platt_b),
+                "P": calibrated(split["margins"], platt_a, platt_b),
                 "genres": genres,
             }
             if name == "test":  # with every metadata field removed (a text-only model's
                 # test matrix is already that)
-                saved["P_no_metadata"] = calibrated(
-                    margins(split.get("X_no_metadata", split["X"]), coef.T, intercept),
-                    platt_a, platt_b)
+                removed = split["removed"] if split["removed"] is not None else split["margins"]
+                saved["P_no_metadata"] = calibrated(removed, platt_a, platt_b)
             dump_joblib(paths.split_file(tmp, name, ".joblib"), saved)
-    return {"genres": len(genres), "features": coef.shape[1], "rows": train_split["X"].shape[0]}
+    return {"genres": len(genres), "features": features_count, "rows": rows}
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ from .numeric import settle
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOP = -1  # the symbol of a stop word: dropped before n-grams are formed
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing multiplier
+FIT_CHUNK = 8192  # texts counted at a time while fitting idf weights
 # A white-space token longer than this (the longest in the real data has 56 characters) is
 # cut to this length before its character n-grams are counted, in every path alike: the work
 # and memory per word stay bounded whatever a client sends.
@@ -165,12 +166,135 @@ def _segments(lengths: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarr
     return segment, ends[segment]
 
 
-def _vocabulary(texts: list[str], **options: object) -> list[str]:
-    """The n-grams ``CountVectorizer(**options)`` keeps from ``texts``, in column order."""
-    from sklearn.feature_extraction.text import CountVectorizer
+def _select(terms: list[str], df: np.ndarray, tf: np.ndarray, min_df: int,
+            max_features: int | None) -> list[str]:
+    """The terms ``CountVectorizer`` keeps, in its (alphabetical) column order: document
+    frequency at least ``min_df``, then the ``max_features`` most frequent in total, ties
+    broken exactly as scikit-learn breaks them (the same argsort on the same array)."""
+    keep = np.flatnonzero(df >= min_df)
+    if not len(keep):
+        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+    order = sorted(keep.tolist(), key=terms.__getitem__)
+    if max_features is not None and len(order) > max_features:
+        chosen = np.sort((-tf[order]).argsort()[:max_features])
+        order = [order[k] for k in chosen.tolist()]
+    return [terms[k] for k in order]
 
-    vectorizer = CountVectorizer(**options).fit(texts)
-    return [str(term) for term in vectorizer.get_feature_names_out()]
+
+def _frequencies(doc: np.ndarray, term: np.ndarray, n_terms: int, n_docs: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Document and total frequency of every term from its occurrences (doc, term)."""
+    tf = np.bincount(term, minlength=n_terms)
+    pairs = np.unique(term * np.int64(n_docs) + doc)
+    return np.bincount(pairs // n_docs, minlength=n_terms), tf
+
+
+def word_vocabulary(texts: Sequence[str], ngram_max: int, min_df: int,
+                    max_features: int | None, stop: frozenset[str]) -> list[str]:
+    """The word 1..``ngram_max``-grams ``CountVectorizer(ngram_range=(1, ngram_max), min_df,
+    max_features, stop_words)`` learns from ``texts``, in its column order.
+
+    Counted with arrays of word ids instead of a dictionary of every n-gram string, so memory
+    is a few bytes per word of the texts: an n-gram can reach ``min_df`` documents only if its
+    first n-1 words do, so each length extends only the kept shorter n-grams.
+    """
+    ids: dict[str, int] = {}
+    found: list[int] = []
+    lengths = []
+    for text in texts:
+        before = len(found)
+        found.extend(ids.setdefault(w, len(ids)) for w in _TOKEN.findall(text.lower())
+                     if w not in stop)
+        lengths.append(len(found) - before)
+    if not ids:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    words = list(ids)
+    tokens = np.array(found, dtype=np.int64)
+    doc, ends = _segments(lengths)
+    n_docs, base = len(lengths), np.int64(len(words))
+    terms: list[str] = []
+    df_parts, tf_parts = [], []
+    kept = tokens.copy()  # id among the kept (n-1)-grams of the n-gram starting here, or -1
+    level_terms = words
+    for n in range(1, ngram_max + 1):
+        if n > 1:
+            at = np.flatnonzero((ends - np.arange(len(tokens)) >= n) & (kept >= 0))
+            codes = kept[at] * base + tokens[at + n - 1]
+        else:
+            at, codes = np.arange(len(tokens)), tokens
+        if not len(at):
+            break
+        unique, term = np.unique(codes, return_inverse=True)
+        df, tf = _frequencies(doc[at], term.reshape(-1), len(unique), n_docs)
+        if n > 1:
+            level_terms = [f"{level_terms[c // base]} {words[c % base]}"
+                           for c in unique.tolist()]
+        terms.extend(level_terms)
+        df_parts.append(df)
+        tf_parts.append(tf)
+        survivors = np.flatnonzero(df >= min_df)
+        new_id = np.full(len(unique), -1, dtype=np.int64)
+        new_id[survivors] = np.arange(len(survivors))
+        kept = np.full(len(tokens), -1, dtype=np.int64)
+        kept[at] = new_id[term.reshape(-1)]
+        level_terms = [level_terms[k] for k in survivors.tolist()]
+    return _select(terms, np.concatenate(df_parts), np.concatenate(tf_parts), min_df,
+                   max_features)
+
+
+def char_wb_grams(word: str, ngram_min: int, ngram_max: int) -> list[str]:
+    """The character n-grams of one word as ``analyzer="char_wb"`` makes them: the word padded
+    with a space each side, windows of ngram_min..ngram_max, a shorter word once, whole."""
+    padded = f" {word} "
+    grams = []
+    for n in range(ngram_min, ngram_max + 1):
+        if len(padded) <= n:
+            grams.append(padded)
+            break
+        grams.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
+    return grams
+
+
+def char_vocabulary(texts: Sequence[str], ngram_min: int, ngram_max: int, min_df: int,
+                    max_features: int | None, chunk: int = 4096) -> list[str]:
+    """The character n-grams ``CountVectorizer(analyzer="char_wb", ngram_range, min_df,
+    max_features)`` learns from ``texts``, in its column order.
+
+    A word's n-grams depend only on the word, so they are made once per distinct word; a
+    document's are then a sparse product (documents x words) @ (words x n-grams), taken a
+    chunk of documents at a time, so memory stays bounded.
+    """
+    import scipy.sparse as sp
+
+    ids: dict[str, int] = {}
+    doc_words: list[int] = []
+    lengths = []
+    for text in texts:
+        tokens = text.lower().split()
+        doc_words.extend(ids.setdefault(w, len(ids)) for w in tokens)
+        lengths.append(len(tokens))
+    gram_ids: dict[str, int] = {}
+    rows, columns = [], []
+    for word_id, word in enumerate(ids):
+        for gram in char_wb_grams(word, ngram_min, ngram_max):
+            rows.append(word_id)
+            columns.append(gram_ids.setdefault(gram, len(gram_ids)))
+    if not gram_ids:
+        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    shape = (len(ids), len(gram_ids))
+    word_grams = sp.coo_matrix((np.ones(len(rows), dtype=np.int64), (rows, columns)),
+                               shape=shape).tocsr()
+    doc, _ = _segments(lengths)
+    documents = sp.coo_matrix((np.ones(len(doc), dtype=np.int64), (doc, doc_words)),
+                              shape=(len(lengths), len(ids))).tocsr()
+    tf = np.asarray(word_grams.T @ np.asarray(documents.sum(axis=0)).ravel()).ravel()
+    has_gram = word_grams.astype(bool).astype(np.int64)
+    df = np.zeros(len(gram_ids), dtype=np.int64)
+    for start in range(0, len(lengths), chunk):
+        present = (documents[start:start + chunk] @ has_gram).tocsr()
+        present.eliminate_zeros()
+        df += np.bincount(present.indices, minlength=len(gram_ids))
+    return _select(list(gram_ids), df, tf, min_df, max_features)
 
 
 @dataclass(frozen=True)
@@ -188,8 +312,8 @@ class WordNgrams:
         """Learn the vocabulary from the training texts."""
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-        names = _vocabulary(texts, ngram_range=(1, ngram_max), min_df=min_df,
-                            max_features=max_features, stop_words=stop_words)
+        stop_list = sorted(ENGLISH_STOP_WORDS) if stop_words == "english" else []
+        names = word_vocabulary(texts, ngram_max, min_df, max_features, frozenset(stop_list))
         words = sorted({word for term in names for word in term.split(" ")})
         symbols = {word: i for i, word in enumerate(words, start=1)}
         trie = NgramTrie.build(
@@ -198,8 +322,7 @@ class WordNgrams:
             len(words),
         )
         # stop words are removed before n-grams are formed (never vocabulary words)
-        stop = sorted(ENGLISH_STOP_WORDS) if stop_words == "english" else []
-        return cls(ngram_max, names, {**symbols, **dict.fromkeys(stop, _STOP)}, trie)
+        return cls(ngram_max, names, {**symbols, **dict.fromkeys(stop_list, _STOP)}, trie)
 
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Count matrix of the texts' known word n-grams."""
@@ -231,8 +354,7 @@ class CharNgrams:
     def fit(cls, texts: list[str], ngram_min: int, ngram_max: int, min_df: int,
             max_features: int | None) -> CharNgrams:
         """Learn the vocabulary from the training texts."""
-        names = _vocabulary(texts, analyzer="char_wb", ngram_range=(ngram_min, ngram_max),
-                            min_df=min_df, max_features=max_features)
+        names = char_vocabulary(texts, ngram_min, ngram_max, min_df, max_features)
         chars = sorted(set("".join(names)))
         char_symbols = np.zeros(max(map(ord, chars), default=0) + 2, dtype=np.int64)
         char_symbols[[ord(c) for c in chars]] = np.arange(1, len(chars) + 1)
@@ -289,9 +411,11 @@ class TfidfBlock:
     def fit(cls, name: str, counter: WordNgrams | CharNgrams, texts: list[str],
             sublinear_tf: bool) -> TfidfBlock:
         """Learn the idf weights from the training texts (scikit-learn's smoothed idf)."""
-        counts = counter.counts(texts)
-        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-        idf = settle(np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1)
+        document_frequency = np.zeros(len(counter.names), dtype=np.int64)
+        for start in range(0, len(texts), FIT_CHUNK):  # bounded memory
+            counts = counter.counts(texts[start:start + FIT_CHUNK])
+            document_frequency += np.bincount(counts.indices, minlength=counts.shape[1])
+        idf = settle(np.log((1 + len(texts)) / (1 + document_frequency)) + 1)
         return cls(name, counter, idf, sublinear_tf)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
