@@ -104,22 +104,29 @@ def test_full_pull_with_shuffled_ties_and_faults_has_every_movie_once(tmp_path,
     assert all(w["expected"] == w["collected"] for w in manifest["window_completeness"])
 
 
+def kill_fetch_after_a_window(cwd: Path, server) -> Path:
+    """Start a real ``tmdb-genres fetch`` in ``cwd``, SIGKILL it once a window is checkpointed
+    (never before: the fetch must not finish first); return the checkpoint folder."""
+    proc = subprocess.Popen(fetch_cmd(), cwd=cwd, env=stage_env(server),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = cwd / "data/cache/tmdb"
+    deadline = time.monotonic() + 60
+    while not list(checkpoints.glob("*/windows/*.json")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no window was checkpointed in time"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the fetch finished before it was killed"
+    return checkpoints
+
+
 def test_killed_fetch_resumes_and_never_leaves_a_partial_snapshot(tmp_path,
                                                                   shared_server_movies,
                                                                   file_snapshot):
     write_params(tmp_path, _base(), requests_per_second=150, concurrency=2)
     snapshot = tmp_path / "data/raw/movies.jsonl"
     with running(shared_server_movies) as server:
-        proc = subprocess.Popen(fetch_cmd(), cwd=tmp_path, env=stage_env(server),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        checkpoints = tmp_path / "data/cache/tmdb"
-        deadline = time.monotonic() + 60
-        while not list(checkpoints.glob("*/windows/*.json")) and proc.poll() is None:
-            assert time.monotonic() < deadline, "no window was checkpointed in time"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL, "the fetch finished before it was killed"
+        checkpoints = kill_fetch_after_a_window(tmp_path, server)
         assert not snapshot.exists()
         assert not list(snapshot.parent.glob("*movies.jsonl*"))
         done = len(list(checkpoints.glob("*/windows/*.json")))
@@ -177,16 +184,7 @@ def test_pull_killed_mid_way_resumes_to_the_same_bytes(tmp_path):
         assert whole["windows"] >= 3 and whole["completeness"]["complete"]
         assert (full / "data/raw/movies.jsonl").read_bytes() == expected
 
-        proc = subprocess.Popen(fetch_cmd(), cwd=killed, env=stage_env(server),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        checkpoints = killed / "data/cache/tmdb"
-        deadline = time.monotonic() + 60
-        while not list(checkpoints.glob("*/windows/*.json")) and proc.poll() is None:
-            assert time.monotonic() < deadline, "no window was checkpointed in time"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL, "the fetch finished before it was killed"
+        checkpoints = kill_fetch_after_a_window(killed, server)
         done = len(list(checkpoints.glob("*/windows/*.json")))
         assert 1 <= done < whole["windows"]
         assert not (killed / "data/raw/movies.jsonl").exists()
