@@ -46,7 +46,9 @@ def test_a_signalled_writer_removes_its_temporary(tmp_path: Path, signum: int) -
 
 def test_a_stage_stops_when_dvc_is_killed(tmp_path: Path) -> None:
     """Before: killing `dvc repro` alone left its `tmdb-genres train` child running under
-    PID 1, which wrote the model 20 s later."""
+    PID 1, which wrote the model seconds later. DVC runs a stage through $SHELL -c, or with
+    SHELL unset (as on CI) through /bin/sh -c: dash forks the command, so its parent is a
+    shell that outlives dvc; bash execs it, so its parent is dvc itself. Both are killed."""
     movies = require_shared_movies()
     with gzip.open(movies, "rt", encoding="utf-8") as handle:
         lines = [line for _, line in zip(range(6000), handle, strict=False)]
@@ -57,31 +59,25 @@ def test_a_stage_stops_when_dvc_is_killed(tmp_path: Path) -> None:
     copy_project(repo)
     set_param(repo, "fetch", "source", "../sample/movies.jsonl.gz")
     set_param(repo, "fetch", "watch", "../sample/movies.jsonl.gz")
+    set_param(repo, "train", "workers", 2)  # the fit runs in worker processes
     sh(["git", "init", "-q", "-b", "main"], repo)
     sh(["dvc", "init", "-q"], repo)
     sh(["dvc", "repro", "featurize"], repo)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    dvc = subprocess.Popen(["dvc", "repro", "train"], cwd=repo, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    stage = None
-    while stage is None and time.monotonic() < deadline and dvc.poll() is None:
-        for child in psutil.Process(dvc.pid).children(recursive=True):
-            try:
-                if "train" in child.cmdline() and "tmdb-genres" in " ".join(child.cmdline()):
-                    stage = child
-            except psutil.NoSuchProcess:
-                pass
-        time.sleep(0.02)
-    assert stage is not None, "the train stage did not start (or ended at once)"
-    time.sleep(3)  # well inside the stage's work (about 25 s on this sample)
-    assert stage.is_running() and not (repo / "models" / "model.joblib").exists()
-    dvc.kill()
-    dvc.wait(timeout=30)
-    gone, _ = psutil.wait_procs([stage], timeout=30)
-    assert gone, "the stage command outlived dvc"
-    time.sleep(5)
-    assert not (repo / "models" / "model.joblib").exists()  # nothing written after its death
+    env = {key: value for key, value in os.environ.items() if key != "SHELL"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    for shell in (None, "/bin/bash"):
+        run_env = env if shell is None else {**env, "SHELL": shell}
+        dvc = subprocess.Popen(["dvc", "repro", "train"], cwd=repo, env=run_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stage = stage_at_work(dvc)
+        assert stage.is_running() and not (repo / "models" / "model.joblib").exists()
+        dvc.kill()
+        dvc.wait(timeout=30)
+        gone, _ = psutil.wait_procs([stage], timeout=30)
+        assert gone, f"the stage command outlived dvc (SHELL={shell})"
+        time.sleep(5)
+        # nothing written after its death
+        assert not (repo / "models" / "model.joblib").exists(), f"SHELL={shell}"
     assert not [p for p in (repo / "models").glob(".*.tmp")]
 
 
@@ -104,3 +100,28 @@ def test_a_sigtermed_predict_leaves_no_temporary(toy_project: Path, tmp_path: Pa
     assert process.stderr.read() == ("tmdb-genres predict: interrupted; no output was "
                                      "replaced\n")
     assert list(out.parent.iterdir()) == []
+
+
+def stage_at_work(dvc: subprocess.Popen) -> psutil.Process:
+    """The `tmdb-genres train` process under ``dvc``, once it is fitting (its workers run)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and dvc.poll() is None:
+        for child in psutil.Process(dvc.pid).children(recursive=True):
+            try:
+                if "train" in child.cmdline() and child.children():
+                    return child
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.02)
+    raise AssertionError("the train stage did not reach its fit (or ended at once)")
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_the_owner_of_a_command_is_found_past_the_shell_that_runs_it(shell: str) -> None:
+    """`dvc` runs a stage as SHELL -c CMD; a shell that forks CMD (dash; any shell for a
+    compound command) is skipped, so the stage watches `dvc`, not the shell that outlives it."""
+    probe = f"{sys.executable} -c 'from tmdb_genres.cli import owning_process as o; print(o())'"
+    for command in (probe, f"{probe}; true"):  # a simple command, and one the shell forks
+        found = subprocess.run([shell, "-c", command], capture_output=True, text=True,
+                               check=True).stdout
+        assert int(found) == os.getpid(), command

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import os
 import re
@@ -93,26 +92,70 @@ def _epilog(name: str, example: str) -> str:
             "run it by hand only from the project root." if name in _STAGES else "")
     return f"example:\n  {example}{note}"
 
-# what `dvc repro` runs: each stops when its parent (dvc) dies, instead of writing its outputs
-# later under PID 1
+# what `dvc repro` runs: each stops when `dvc` dies, instead of writing its outputs later
+# under PID 1
 STAGES = frozenset({"fetch", "prepare", "featurize", "train", "evaluate", "crossval", "embed",
                     "head", "ensemble"})
-PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh"})  # what `dvc` may run a command with
 
 
-def stop_with_parent() -> None:
-    """Have the kernel send this process SIGTERM when its parent dies (Linux; elsewhere a
-    no-op). A parent already gone (adopted by init) stops it now."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()  # (one that died while Python started up is not seen)
+def _proc_parent(pid: int) -> int:
+    """The parent id of ``pid`` from /proc (0 when it cannot be read)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return 0
+    return int(stat[stat.rindex(b")") + 2:].split()[1])  # the name may hold spaces
+
+
+def _is_command_shell(pid: int) -> bool:
+    """Whether ``pid`` is a shell running one ``-c`` command (dash forks it, bash execs it)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        return False
+    return os.path.basename(argv[0]).decode(errors="replace") in SHELLS and b"-c" in argv[1:]
+
+
+def owning_process() -> int:
+    """The process that started this command: its parent, or past the ``sh -c`` that `dvc`
+    runs a stage through (with SHELL unset), that shell's parent."""
+    owner = os.getppid()
+    while owner > 1 and _is_command_shell(owner):
+        owner = _proc_parent(owner)
+    return owner
+
+
+def stop_with_owner() -> None:
+    """Send this process SIGTERM when the process that started it dies (Linux; elsewhere a
+    no-op): a daemon thread waits on a pidfd of the :func:`owning_process`. An owner already
+    gone stops it now; one that died while Python started up is not seen."""
+    import threading
+
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
         return
-    if os.getppid() != parent:  # it died before prctl took effect
+    owner = owning_process()
+    if owner <= 1:
+        return
+    try:
+        pidfd = os.pidfd_open(owner)
+    except ProcessLookupError:  # it died before the watch began
         os.kill(os.getpid(), signal.SIGTERM)
+        return
+    except OSError:  # a kernel without pidfds (before Linux 5.3)
+        return
+
+    def wait_for_owner() -> None:
+        import select
+
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait_for_owner, name="stop-with-owner", daemon=True).start()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {}
     if argv and argv[0] in STAGES:  # first: the parent may die while this one starts up
         previous = remove_temps_on_signals()
-        stop_with_parent()
+        stop_with_owner()
     args = build_parser().parse_args(argv)
     if args.command != "serve" and not previous:  # the server stops on its own signals
         previous = remove_temps_on_signals()
