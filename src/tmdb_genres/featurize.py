@@ -136,7 +136,9 @@ def write_shard(path: Path, x, ids: np.ndarray, y: np.ndarray, x_no_metadata=Non
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             info.external_attr = 0o644 << 16
-            archive.writestr(info, buffer.getvalue(), compresslevel=6)
+            # level 1: the float32 values barely compress at any level; 6 took 2.3 times
+            # as long for files 5% smaller (4.5 s of featurize on the 11.8k real movies)
+            archive.writestr(info, buffer.getvalue(), compresslevel=1)
 
 
 def read_shard(path: Path) -> dict[str, Any]:
