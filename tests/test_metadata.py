@@ -218,8 +218,7 @@ def test_a_text_only_model_writes_the_same_figures_without_metadata(tmp_path: Pa
 
 def test_calibration_is_fitted_on_validation_with_and_without_its_metadata(
         toy_project: Path):
-    from tmdb_genres.model import margins
-    from tmdb_genres.train import fit_calibration
+    from tmdb_genres.model import fit_calibration, margins
 
     model = _model(toy_project)
     validation = load_split(toy_project / "data/features", "validation")

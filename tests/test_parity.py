@@ -92,12 +92,9 @@ class Reference:
         """The same reference for the test movies with every metadata field removed."""
         plain = copy.copy(self)
         plain.movies = [{k: m[k] for k in ("id", "title", "overview")} for m in self.movies]
-        scores = self.root / "data/scores/test.joblib"
-        if isinstance(self.model, GenreModel):  # what the evaluate stage scored
-            plain.p = np.asarray(load_joblib(scores)["P_no_metadata"], dtype=np.float64)
-        else:
-            plain.p = self.model.probabilities([self.model.text(m["title"], m["overview"])
-                                                for m in plain.movies])
+        scores = self.root / ("data/scores/test.joblib" if isinstance(self.model, GenreModel)
+                              else "accurate/data/scores/test.joblib")
+        plain.p = np.asarray(load_joblib(scores)["P_no_metadata"], dtype=np.float64)
         plain.genres = self.model.decide(plain.p)
         plain.rounded = [dict(zip(self.model.genres, row, strict=True))
                          for row in np.round(plain.p, 4).tolist()]
@@ -152,8 +149,7 @@ def test_predict_text_scores_as_evaluate_without_metadata(
         reference: Reference, project: Path, stand_in: None,
         capsys: pytest.CaptureFixture[str]) -> None:
     """``--text`` carries no metadata: it scores as evaluate scored the test split with its
-    metadata removed (the fast model saves those scores; the accurate model's SVM part gets
-    the same unknown metadata)."""
+    metadata removed (both models' test scores hold those, ``P_no_metadata``)."""
     answers = []
     for movie in reference.movies:
         assert main(["predict", "--title", movie["title"], "--text", movie["overview"],

@@ -5,7 +5,7 @@ alone, more than most changes worth making. Here every prepared movie (all three
 in one of ``crossval.folds`` folds by a hash of its id; fold k is the test once, fold k+1 its
 validation, the rest its training movies. Each fold runs the main stages' own steps
 (:func:`featurize.fit_vectorizer` and :func:`featurize.features` on training movies only,
-:func:`train.fit_genre`, then :func:`train.fit_calibration` and one global threshold, the
+:func:`train.fit_genre`, then :func:`model.fit_calibration` and one global threshold, the
 best micro-F1 of :func:`evaluate.best_global_threshold`, on validation) for three variants:
 
 - ``metadata``: the committed model, tested with each movie's metadata;
@@ -60,7 +60,8 @@ def _fit_and_score(params: Params, vectorizer: Any, train: list[dict[str, Any]],
                    genres: list[str]) -> dict[str, dict[str, Any]]:
     """Fit the SVMs on ``train``, calibrate and choose thresholds on ``validation``, and
     return the metrics of every test matrix in ``tests`` (name -> (X, Y))."""
-    from .train import fit_calibration, fit_genre
+    from .model import fit_calibration
+    from .train import fit_genre
 
     x = features(vectorizer, params.featurize, train, training=True)
     y = label_matrix(train, genres)

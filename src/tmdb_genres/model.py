@@ -67,6 +67,21 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, max_iter: int = 100) -> tu
     return settle(float(a)), settle(float(b))
 
 
+
+def fit_calibration(margins_val: np.ndarray, y_val: np.ndarray,
+                    removed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every genre's Platt ``a`` and ``b``, fitted on validation margins only.
+
+    With ``removed`` (the same validation movies' margins with every metadata field
+    removed), the sigmoid is fitted on both sets stacked, so that probabilities stay
+    calibrated for callers that send text only (the threshold is then chosen on the
+    validation movies with their metadata, as before).
+    """
+    if removed is not None:
+        margins_val, y_val = np.vstack([margins_val, removed]), np.vstack([y_val, y_val])
+    platt = [fit_platt(margins_val[:, j], y_val[:, j]) for j in range(y_val.shape[1])]
+    return np.array([a for a, _ in platt]), np.array([b for _, b in platt])
+
 def margins(x: Any, coef_t: Any, intercept: np.ndarray) -> np.ndarray:
     """Settled SVM margins ``x @ coef_t + intercept`` (rows x genres, float64), where
     ``coef_t`` is the weights transposed (features x genres; pass a C-contiguous copy to

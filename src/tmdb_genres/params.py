@@ -493,11 +493,13 @@ class EmbedParams:
 
 @dataclass(frozen=True)
 class HeadParams:
-    """The per-genre logistic-regression head on the embeddings."""
+    """The per-genre logistic-regression head on the embeddings, and the metadata block
+    it reads beside them (fitted on the embedded training movies; no features turns it off)."""
 
     C: float
     class_weight: str | None
     max_iter: int
+    metadata: MetadataParams
 
 
 @dataclass(frozen=True)
@@ -533,6 +535,7 @@ def parse_accurate_params(data: Any, engines: Collection[str]) -> AccurateParams
             C=head.number("C", 0.0, 1e6, open_low=True),
             class_weight=head.optional_string("class_weight", ("balanced",)),
             max_iter=head.integer("max_iter", 1),
+            metadata=_metadata(head.section("metadata")),
         ),
         ensemble=EnsembleParams(
             weights=ensemble.string("weights", ("global", "per_genre")),

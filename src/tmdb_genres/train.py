@@ -29,7 +29,7 @@ from . import paths
 from .featurize import split_shards
 from .genres import genre_names
 from .io import atomic_dir, dump_joblib
-from .model import MODEL_FORMAT, calibrated, fit_platt, margins
+from .model import MODEL_FORMAT, calibrated, fit_calibration, margins
 from .numeric import settle
 from .params import TrainParams, load_params
 
@@ -56,21 +56,6 @@ def fit_genre(x, y: np.ndarray, params: TrainParams) -> tuple[np.ndarray, float]
         warnings.simplefilter("ignore", ConvergenceWarning)
         svm.fit(x, y)
     return settle(svm.coef_[0]).astype(np.float32), settle(float(svm.intercept_[0]))
-
-
-def fit_calibration(margins_val: np.ndarray, y_val: np.ndarray,
-                    removed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Every genre's Platt ``a`` and ``b``, fitted on validation margins only.
-
-    With ``removed`` (the same validation movies' margins with every metadata field
-    removed), the sigmoid is fitted on both sets stacked, so that probabilities stay
-    calibrated for callers that send text only (the threshold is then chosen on the
-    validation movies with their metadata, as before).
-    """
-    if removed is not None:
-        margins_val, y_val = np.vstack([margins_val, removed]), np.vstack([y_val, y_val])
-    platt = [fit_platt(margins_val[:, j], y_val[:, j]) for j in range(y_val.shape[1])]
-    return np.array([a for a, _ in platt]), np.array([b for _, b in platt])
 
 
 @dataclass(frozen=True)

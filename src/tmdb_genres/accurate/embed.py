@@ -45,7 +45,8 @@ def read_splits(prepared: Path, params: EmbedParams) -> dict[str, list[dict[str,
 
 def embed(params: EmbedParams, prepared: Path, out_dir: Path, cache: Path,
           encoder: Callable[[Sequence[str]], np.ndarray] | None = None) -> dict[str, Any]:
-    """Run the stage: write ``<split>.joblib`` (ids, X, Y, genres) per split; return counts.
+    """Run the stage: write ``<split>.joblib`` (ids, X, Y, genres and each movie's raw
+    metadata) per split; return counts.
 
     ``encoder`` replaces the engine's own (tests give a small deterministic one).
     """
@@ -67,6 +68,7 @@ def embed(params: EmbedParams, prepared: Path, out_dir: Path, cache: Path,
                 "X": vectors,
                 "Y": label_matrix(rows, genres),
                 "genres": genres,
+                "metadata": [row.get("metadata") for row in rows],  # raw fields, for the head
             })
     return {"texts": total, "embedded": new, "cached": total - new}
 

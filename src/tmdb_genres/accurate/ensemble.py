@@ -6,7 +6,8 @@ The weight of the SVM (the head gets the rest) is chosen on validation only, fro
 and macro-F1) or one per genre (``per_genre``, each genre's best F1). Decisions use the main
 pipeline's ``evaluate`` section and evaluate.py's functions, so the three models are scored
 alike. Writes the ensemble's scores (for the evaluate stage), ``models/ensemble.json`` and the
-side-by-side metrics of the SVM, the embeddings head and the ensemble.
+side-by-side metrics of the SVM, the embeddings head and the ensemble. The ensemble's test
+scores also hold them with every metadata field removed (``P_no_metadata``, as the SVM's do).
 """
 
 from __future__ import annotations
@@ -86,15 +87,18 @@ def ensemble(params: EnsembleParams, evaluate: EvaluateParams, svm_scores: Path,
     head = load_head(head_path)
     genres = head["genres"]
     splits: dict[str, dict[str, dict[str, Any]]] = {"svm": {}, "embeddings": {}}
+    vectors: dict[str, np.ndarray] = {}
     for split in ("validation", "test"):
         emb = load_embeddings(embeddings, split)
+        vectors[split] = emb["X"]
         if svm[split]["genres"] != genres or not np.array_equal(svm[split]["ids"], emb["ids"]):
             raise TmdbGenresError(
                 f"the SVM's {split} scores and the embeddings are of different movies or genres",
                 "run `dvc repro` in the project root, then in accurate/")
         y = np.asarray(svm[split]["Y"])
         splits["svm"][split] = {"Y": y, "P": np.asarray(svm[split]["P"], dtype=np.float64)}
-        splits["embeddings"][split] = {"Y": y, "P": head_probabilities(head, emb["X"])}
+        splits["embeddings"][split] = {"Y": y, "P": head_probabilities(head, emb["X"],
+                                                                       emb["metadata"])}
     val_svm, val_head = splits["svm"]["validation"], splits["embeddings"]["validation"]
     w = choose_weights(params, evaluate, genres, val_svm["Y"], val_svm["P"], val_head["P"])
     splits["ensemble"] = {
@@ -102,11 +106,17 @@ def ensemble(params: EnsembleParams, evaluate: EvaluateParams, svm_scores: Path,
                 "P": combine(splits["svm"][split]["P"], splits["embeddings"][split]["P"], w)}
         for split in ("validation", "test")
     }
+    saved = {split: {"ids": svm[split]["ids"], "Y": splits["ensemble"][split]["Y"],
+                     "P": splits["ensemble"][split]["P"], "genres": genres}
+             for split in ("validation", "test")}
+    if "P_no_metadata" in svm["test"]:  # test with every metadata field removed (the evaluate
+        # stage scores it too): what the page, `predict --text` and a bare CSV send
+        saved["test"]["P_no_metadata"] = combine(
+            np.asarray(svm["test"]["P_no_metadata"], dtype=np.float64),
+            head_probabilities(head, vectors["test"]), w)
     with atomic_dir(scores_out) as tmp:
-        for split in ("validation", "test"):
-            dump_joblib(paths.split_file(tmp, split, ".joblib"), {
-                "ids": svm[split]["ids"], "Y": splits["ensemble"][split]["Y"],
-                "P": splits["ensemble"][split]["P"], "genres": genres})
+        for split, scores in saved.items():
+            dump_joblib(paths.split_file(tmp, split, ".joblib"), scores)
     write_json(model_out, {
         "format": ENSEMBLE_FORMAT,
         "weights": params.weights,

@@ -1,14 +1,19 @@
 """Accurate stage 2, head: one logistic regression per genre on the embeddings.
 
-Fitted on the embedded training movies, then Platt-calibrated on the validation split like
-the SVM (test is never seen). The head is saved as plain JSON (no pickle): weights rounded to
-``DECIMALS`` places, the calibration, and the embedding engine, package and version it needs.
+Its inputs are a movie's embedding and, after it, the one-hot block of what TMDB says besides
+the text (:mod:`metadata`, ``head.metadata`` in the params): the encoder is fitted on the
+embedded training movies only, and a seeded share of them train without their metadata, so the
+head copes when a caller sends text only. Fitted on train, then Platt-calibrated on the
+validation split with and without its metadata like the SVM (test is never seen). The head is
+saved as plain JSON (no pickle): weights rounded to ``DECIMALS`` places, the calibration, the
+metadata encoder and the embedding engine, package and version it needs.
 """
 
 from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +21,14 @@ import numpy as np
 
 from ..errors import TmdbGenresError
 from ..io import read_json, write_json
-from ..model import calibrated, fit_platt
+from ..metadata import MetadataEncoder, training_metadata
+from ..model import calibrated, fit_calibration
 from ..params import HeadParams, load_accurate_params
 from . import embeddings
 from .embed import load_embeddings
 from .embeddings import DECIMALS, ENGINES, engine_spec
 
-HEAD_FORMAT = 1
+HEAD_FORMAT = 2  # 2: the metadata encoder and block
 WEIGHT_DECIMALS = 6
 
 
@@ -41,35 +47,61 @@ def fit_genre(x: np.ndarray, y: np.ndarray, params: HeadParams) -> tuple[np.ndar
     return model.coef_[0], float(model.intercept_[0])
 
 
-def head_margins(head: dict[str, Any], x: np.ndarray) -> np.ndarray:
+def head_inputs(head: Mapping[str, Any], x: np.ndarray,
+                metadata: Sequence[Mapping[str, Any] | None] | None = None) -> np.ndarray:
+    """The head's input rows: the embeddings, then (a head with a metadata encoder) the
+    one-hot block of each row's raw ``metadata`` (none: every field unknown)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not head.get("metadata"):
+        return x
+    block = MetadataEncoder.from_json(head["metadata"]).transform(len(x), metadata)
+    return np.hstack([x, block.toarray().astype(np.float64)])
+
+
+def head_margins(head: Mapping[str, Any], x: np.ndarray,
+                 metadata: Sequence[Mapping[str, Any] | None] | None = None) -> np.ndarray:
     """Raw head margins of embedded rows (rows x genres)."""
     coef = np.asarray(head["coef"], dtype=np.float64)
-    return np.asarray(x, dtype=np.float64) @ coef.T + np.asarray(head["intercept"])
+    return head_inputs(head, x, metadata) @ coef.T + np.asarray(head["intercept"])
 
 
-def head_probabilities(head: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """Calibrated probability of every genre for embedded rows (rows x genres)."""
-    return calibrated(head_margins(head, x), np.asarray(head["platt_a"]),
+def head_probabilities(head: Mapping[str, Any], x: np.ndarray,
+                       metadata: Sequence[Mapping[str, Any] | None] | None = None
+                       ) -> np.ndarray:
+    """Calibrated probability of every genre for embedded rows (rows x genres), given each
+    row's raw ``metadata`` (None: text only)."""
+    return calibrated(head_margins(head, x, metadata), np.asarray(head["platt_a"]),
                       np.asarray(head["platt_b"]))
 
 
 def fit_head(params: HeadParams, train: dict[str, Any], validation: dict[str, Any],
              engine: str) -> dict[str, Any]:
-    """Fit the head on train and its calibration on validation; return it as plain data."""
+    """Fit the metadata encoder and the head on train and the calibration on validation
+    (with and without its metadata); return the head as plain data."""
     genres = train["genres"]
-    weights = [fit_genre(train["X"], train["Y"][:, j], params) for j in range(len(genres))]
+    meta = params.metadata
     head: dict[str, Any] = {
         "format": HEAD_FORMAT,
         "genres": genres,
+        "metadata": (MetadataEncoder.fit(meta, train["metadata"]).to_json()
+                     if meta.features else None),
+    }
+    seen = training_metadata(meta, [int(i) for i in train["ids"]], train["metadata"])
+    x = head_inputs(head, train["X"], seen)
+    weights = [fit_genre(x, train["Y"][:, j], params) for j in range(len(genres))]
+    head.update({
         "coef": np.round(np.stack([w for w, _ in weights]), WEIGHT_DECIMALS).tolist(),
         "intercept": [round(b, WEIGHT_DECIMALS) for _, b in weights],
-    }
-    margins = np.round(head_margins(head, validation["X"]), WEIGHT_DECIMALS)
-    platt = [fit_platt(margins[:, j], validation["Y"][:, j]) for j in range(len(genres))]
+    })
+    margins = np.round(head_margins(head, validation["X"], validation["metadata"]),
+                       WEIGHT_DECIMALS)
+    removed = (np.round(head_margins(head, validation["X"]), WEIGHT_DECIMALS)
+               if head["metadata"] else None)
+    platt_a, platt_b = fit_calibration(margins, validation["Y"], removed)
     spec = engine_spec(engine)
     head.update({
-        "platt_a": [round(a, WEIGHT_DECIMALS) for a, _ in platt],
-        "platt_b": [round(b, WEIGHT_DECIMALS) for _, b in platt],
+        "platt_a": [round(float(a), WEIGHT_DECIMALS) for a in platt_a],
+        "platt_b": [round(float(b), WEIGHT_DECIMALS) for b in platt_b],
         "embedding": {"engine": spec.name, "package": spec.package,
                       "version": embeddings.package_version(spec.package), "model": spec.model,
                       "prefix": spec.prefix, "dim": spec.dim, "decimals": DECIMALS},

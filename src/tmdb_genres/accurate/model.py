@@ -90,12 +90,12 @@ class AccurateModel:
     def probabilities(self, texts: list[str],
                       metadata: Sequence[Mapping[str, Any] | None] | None = None) -> np.ndarray:
         """Calibrated ensemble probability of every genre for each text (rows x genres);
-        ``metadata`` (one mapping of raw fields per text) reaches the SVM part."""
+        ``metadata`` (one mapping of raw fields per text) reaches the SVM part and the head."""
         from .ensemble import combine
 
         if not texts:
             return np.zeros((0, len(self.genres)))
-        p_head = head_probabilities(self.head, round_vectors(self.encoder(texts)))
+        p_head = head_probabilities(self.head, round_vectors(self.encoder(texts)), metadata)
         return combine(self.svm.probabilities(texts, metadata), p_head, self.svm_weight)
 
     def probabilities_one(self, text: str, metadata: Mapping[str, Any] | None = None

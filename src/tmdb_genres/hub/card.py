@@ -149,7 +149,8 @@ def model_card(info: dict[str, Any], thresholds: dict[str, Any]) -> str:
             "word and character n-grams, one Platt-calibrated linear SVM per genre) ensembled "
             "with a per-genre logistic-regression head on sentence embeddings "
             f"({embedding.get('model')}, `{embedding.get('prefix')}` prefix, from the "
-            f"`{embedding.get('package')}` package), calibrated on validation like the SVM; "
+            f"`{embedding.get('package')}` package) and the same optional metadata as the "
+            "SVM, calibrated on validation like the SVM; "
             "the SVM's weight per genre and the thresholds were chosen on validation. Plain "
             "arrays (safetensors) and JSON, no pickle.", "",
             "## Use it", "",

@@ -308,6 +308,8 @@ def folder_files(model: Any, info: dict[str, Any]) -> dict[str, bytes]:
         config["metadata"] = encoder.to_json()
     if accurate:
         config.update(model_kind="accurate", embedding=dict(full.head["embedding"]))
+        if full.head.get("metadata"):  # the head's own metadata encoder (after the embedding)
+            config["head_metadata"] = full.head["metadata"]
     thresholds = _thresholds(model)
     text = {
         CONFIG: dumps_json(config),
@@ -442,6 +444,7 @@ def _load_accurate(folder: Path, config: dict[str, Any], svm: Any, encoder: Any)
     from ..accurate.embeddings import load_encoder
     from ..accurate.head import HEAD_FORMAT
     from ..accurate.model import AccurateModel, require_engine
+    from ..metadata import MetadataEncoder
 
     missing = [name for name in ACCURATE_FILES if not (folder / name).is_file()]
     if missing:
@@ -452,7 +455,10 @@ def _load_accurate(folder: Path, config: dict[str, Any], svm: Any, encoder: Any)
         embedding = dict(config["embedding"])
         arrays = load_file(str(folder / HEAD_WEIGHTS))
         head = {"format": HEAD_FORMAT, "genres": list(svm.genres), "embedding": embedding,
+                "metadata": config.get("head_metadata"),
                 **{name: arrays[name] for name in ("coef", "intercept", "platt_a", "platt_b")}}
+        if head["metadata"]:
+            MetadataEncoder.from_json(head["metadata"])  # one that cannot be read fails here
         mix = read_json(folder / ENSEMBLE)
         chosen = read_json(folder / ACCURATE_THRESHOLDS)
         svm_weight = np.array([float(mix["svm_weight"][g]) for g in svm.genres])
