@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -78,27 +79,31 @@ def wait_until_up(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 
 
 @contextmanager
-def serve_command(args: list[str], cwd: Path, timeout: float = 60.0
-                  ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``tmdb-genres serve --port 0 ARGS`` as a subprocess; yields (base URL, process)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tmdb_genres", "serve", "--port", "0", *args], cwd=cwd,
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    try:
-        line = process.stderr.readline()  # the ready line (or the start-up error)
-        found = re.search(r"http://[\d.]+:(\d+)/", line)
-        if not found:
-            process.wait(timeout=timeout)
-            raise AssertionError(f"no ready line: {line}{process.stderr.read()}")
-        url = f"http://127.0.0.1:{found.group(1)}"
-        wait_until_up(url, timeout, process)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        process.stderr.close()
+def serve_command(args: list[str], cwd: Path, timeout: float = 60.0,
+                  log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``tmdb-genres serve --port 0 ARGS`` as a subprocess; yields (base URL, process). Its
+    stderr goes to the file ``log`` (by default a temporary one), never to a pipe that could
+    fill and stall a server that logs a lot."""
+    with tempfile.TemporaryDirectory(prefix="serve-log-") as scratch:
+        log = log or Path(scratch) / "serve.log"
+        with open(log, "w", encoding="utf-8") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tmdb_genres", "serve", "--port", "0", *args],
+                cwd=cwd, stderr=stderr, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + timeout
+            while not (found := re.search(r"http://[\d.]+:(\d+)/", log.read_text("utf-8"))):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"no ready line: {log.read_text('utf-8')}")
+                time.sleep(0.05)
+            url = f"http://127.0.0.1:{found.group(1)}"
+            wait_until_up(url, timeout, process)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()

@@ -7,7 +7,6 @@ the comments) and asserts the bound with a generous but failing margin.
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 import requests
 
 from .conftest import ROOT
-from .serve_helpers import wait_until_up
+from .serve_helpers import serve_command
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed "
                     "(pip install -e '.[serve]')")
@@ -44,26 +43,8 @@ def served(project: Path, *args: str) -> Iterator[tuple[str, int, psutil.Process
     """``tmdb-genres serve --port 0 ARGS`` with its stderr in a file; yields (base URL, port,
     the server process, the stderr file)."""
     log = project / f"serve-{time.monotonic_ns()}.log"
-    with open(log, "w", encoding="utf-8") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "tmdb_genres", "serve", "--port", "0",
-                                    *args], cwd=project, stderr=stderr,
-                                   stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"http://[\d.]+:(\d+)/", log.read_text())):
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        port = int(found.group(1))
-        url = f"http://127.0.0.1:{port}"
-        wait_until_up(url, 30, process)
-        yield url, port, psutil.Process(process.pid), log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serve_command(list(args), project, log=log) as (url, process):
+        yield url, int(url.rsplit(":", 1)[1]), psutil.Process(process.pid), log
 
 
 def connect(port: int, data: bytes = b"") -> socket.socket:
