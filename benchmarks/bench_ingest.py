@@ -21,7 +21,6 @@ reference.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import resource
@@ -101,15 +100,6 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str],
     return seconds, usage.ru_maxrss * 1024 / GIB, proc.returncode
 
 
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_params(root: Path, source: str) -> None:
     """``params.yaml`` with a fetch section for ``source`` (a file, or ``tmdb``)."""
     import yaml
@@ -154,6 +144,7 @@ class Emulator:
 
 def scale_pull(n: int, work: Path, resume: bool) -> None:
     """Print the figures of a live pull of ``n`` synthetic movies (see the module doc)."""
+    from tmdb_genres.fetch import file_sha256
     from tmdb_genres.sources import synthetic
 
     work.mkdir(parents=True, exist_ok=True)
@@ -172,7 +163,7 @@ def scale_pull(n: int, work: Path, resume: bool) -> None:
     reference = work / "file"
     write_params(reference, str(catalogue.resolve()))
     seconds, rss, _ = run_measured(fetch, reference, env)
-    expected = sha256(reference / snapshot)
+    expected = file_sha256(reference / snapshot)
     print(f"ingest [{n:,} movies]: fetch from the catalogue file: {seconds:.0f} s, "
           f"peak RSS {rss:.2f} GiB (the reference snapshot)", flush=True)
 
@@ -197,7 +188,7 @@ def scale_pull(n: int, work: Path, resume: bool) -> None:
               f"{manifest['windows']} windows, {manifest['window_splits']} splits; "
               f"complete: {manifest['completeness']['complete']}; client peak RSS "
               f"{rss:.2f} GiB; snapshot equals the reference: "
-              f"{sha256(live / snapshot) == expected}", flush=True)
+              f"{file_sha256(live / snapshot) == expected}", flush=True)
         if resume:
             killed = work / "killed"
             write_params(killed, "tmdb")
@@ -214,7 +205,7 @@ def scale_pull(n: int, work: Path, resume: bool) -> None:
                   f"checkpointed; the rerun resumed {again['windows_resumed']} windows, made "
                   f"{again['requests']:,} requests in {second:.0f} s (peak RSS "
                   f"{max(rss1, rss2):.2f} GiB); snapshot byte-identical to the reference: "
-                  f"{sha256(killed / snapshot) == expected}", flush=True)
+                  f"{file_sha256(killed / snapshot) == expected}", flush=True)
         print(f"ingest [{n:,} movies]: emulator peak RSS {emulator.peak_rss_gib():.2f} GiB",
               flush=True)
     finally:
