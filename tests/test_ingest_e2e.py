@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import yaml
 from tmdb_genres.io import read_json, read_jsonl, write_jsonl
 from tmdb_genres.sources import emulator
 
-from .conftest import ROOT
+from .conftest import ROOT, signal_when
 from .ingest_helpers import TOKEN, running, synthetic_movies, write_params
 
 pytestmark = pytest.mark.e2e
@@ -110,13 +109,9 @@ def kill_fetch_after_a_window(cwd: Path, server) -> Path:
     proc = subprocess.Popen(fetch_cmd(), cwd=cwd, env=stage_env(server),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = cwd / "data/cache/tmdb"
-    deadline = time.monotonic() + 60
-    while not list(checkpoints.glob("*/windows/*.json")) and proc.poll() is None:
-        assert time.monotonic() < deadline, "no window was checkpointed in time"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the fetch finished before it was killed"
+    code = signal_when(proc, lambda: list(checkpoints.glob("*/windows/*.json")),
+                       "a checkpointed window")
+    assert code == -signal.SIGKILL, "the fetch finished before it was killed"
     return checkpoints
 
 

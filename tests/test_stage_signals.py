@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import require_shared_movies
+from .conftest import require_shared_movies, signal_when
 from .test_pipeline_e2e import copy_project, set_param, sh, write_sample
 
 WRITER = """
@@ -91,12 +91,11 @@ def test_a_sigtermed_predict_leaves_no_temporary(toy_project: Path, tmp_path: Pa
     process = subprocess.Popen([sys.executable, "-m", "tmdb_genres", "predict", str(source),
                                 "-o", str(out), "--models", str(toy_project / "models")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not [p for p in out.parent.glob(".*.tmp") if p.stat().st_size > 0]:
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    code = signal_when(process,
+                       lambda: [p for p in out.parent.glob(".*.tmp") if p.stat().st_size > 0],
+                       "predict writing its output", timeout=120, signum=signal.SIGTERM,
+                       interval=0.02)
+    assert code == 128 + signal.SIGTERM
     assert process.stderr.read() == ("tmdb-genres predict: interrupted; no output was "
                                      "replaced\n")
     assert list(out.parent.iterdir()) == []
