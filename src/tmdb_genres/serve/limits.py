@@ -21,7 +21,6 @@ Each kind of overload is logged once when it starts and then at most once per
 
 from __future__ import annotations
 
-import asyncio
 import json
 import resource
 import sys
@@ -29,7 +28,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -230,6 +232,8 @@ class BodyLimit:
                           "(--max-body-bytes)")
             await self._refuse(send, 413, self._too_large(f"{int(declared):,}"))
             return
+        import asyncio  # here, not at import: every command's parser imports this module
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.body_timeout
         chunks: list[bytes] = []
