@@ -119,8 +119,9 @@ KEY_BYTES = 32  # a SHA-256 digest
 COMPACT_ROWS = 50_000  # small segments are merged, up to this many texts a file, after a run
 
 
-KEY_BYTES = 32  # a SHA-256 digest
-COMPACT_ROWS = 50_000  # small segments are merged, up to this many texts a file, after a run
+def binary_keys(keys: Sequence[str]) -> np.ndarray:
+    """Hex text keys as the fixed-width binary array a segment stores."""
+    return np.array([bytes.fromhex(k) for k in keys], dtype=f"S{KEY_BYTES}")
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,7 @@ class EmbeddingCache:
         """Turn shards of the former ``.npz`` format (hex keys) into segments, once."""
         for shard in sorted(self.folder.glob("*.npz")):
             with np.load(shard) as data:
-                keys = np.array([bytes.fromhex(k) for k in data["keys"].tolist()],
-                                dtype=f"S{KEY_BYTES}")
-                self._write(keys, data["vectors"])
+                self._write(binary_keys(data["keys"].tolist()), data["vectors"])
             shard.unlink()
 
     def _index(self) -> None:
@@ -231,7 +230,7 @@ class EmbeddingCache:
     def _find(self, keys: Sequence[str]) -> np.ndarray:
         """Row of each key in the concatenated segments (-1 where not cached)."""
         self._index()
-        wanted = np.array([bytes.fromhex(k) for k in keys], dtype=f"S{KEY_BYTES}")
+        wanted = binary_keys(keys)
         if not len(self._sorted):
             return np.full(len(wanted), -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
@@ -254,8 +253,7 @@ class EmbeddingCache:
         """Store rounded vectors of ``keys`` as a new segment."""
         if not len(keys):
             return
-        binary = np.array([bytes.fromhex(k) for k in keys], dtype=f"S{KEY_BYTES}")
-        self._open(self._write(binary, round_vectors(vectors)))
+        self._open(self._write(binary_keys(keys), round_vectors(vectors)))
 
     def compact(self) -> None:
         """Merge small segments, in groups of up to ``COMPACT_ROWS`` texts, into one each
