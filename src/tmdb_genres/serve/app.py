@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..model import GenreModel
-from ..movie import MAX_OVERVIEW, MAX_TITLE, InvalidMovie, echo_id, echo_title, validate_movie
+from ..movie import InvalidMovie, echo_id, echo_title, validate_movie
 from ..movie import Movie as ValidMovie
 from .schemas import (
     MAX_BATCH,
@@ -157,10 +157,6 @@ def validation_message(errors: list[dict[str, Any]], body: Any) -> tuple[int, st
     error = (relevant or errors)[0]
     where = _location(tuple(error["loc"][2:])) if relevant else ""
     kind, ctx = error.get("type", ""), error.get("ctx") or {}
-    if kind == "string_too_long":
-        return 413, (f"{where} has {len(error['input']):,} characters, over the cap of "
-                     f"{ctx['max_length']:,} — send a shorter text (title up to {MAX_TITLE:,}, "
-                     f"overview up to {MAX_OVERVIEW:,} characters)")
     if kind == "too_long":
         return 413, (f"batch of {len(body['movies']):,} movies is over the cap of "
                      f"{MAX_BATCH:,} — split it into requests of at most {MAX_BATCH:,}")
