@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from ..movie import MAX_OVERVIEW, MAX_TITLE, METADATA_FIELDS, validate_movie
+from ..movie import MAX_OVERVIEW, MAX_TITLE, validate_movie
 from ..movie import Movie as ValidMovie
 
 MAX_BATCH = 1_000  # movies a request
@@ -31,21 +30,23 @@ class Movie(BaseModel):
     popularity: Any = Field(None, description="metadata, passed through unparsed")
     vote_average: Any = Field(None, description="metadata, passed through unparsed")
 
-    @model_validator(mode="before")
+    _valid: ValidMovie = PrivateAttr()
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _is_a_movie(cls, data: Any) -> Any:
+    def _is_a_movie(cls, data: Any, handler: Any) -> Movie:
         # the one rule; InvalidMovie is a ValueError: pydantic reports it, and
-        # app.validation_message words it
+        # app.validation_message words it. Over-long texts are refused here too, so the
+        # fields' max_length only documents the caps in the OpenAPI schema.
         movie = validate_movie(data, strict=True)
-        return {"id": movie.id, "title": movie.title, "overview": movie.overview,
-                **movie.metadata}
+        model = handler({"id": movie.id, "title": movie.title, "overview": movie.overview,
+                         **movie.metadata})
+        model._valid = movie
+        return model
 
     def movie(self) -> ValidMovie:
         """The validated movie this request holds (checked by the rule on the way in)."""
-        metadata = {key: value for key in METADATA_FIELDS
-                    if (value := getattr(self, key)) is not None}
-        return ValidMovie(title=self.title, overview=self.overview, id=self.id,
-                          metadata=MappingProxyType(metadata))
+        return self._valid
 
 
 class Batch(BaseModel):
