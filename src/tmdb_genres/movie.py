@@ -162,7 +162,7 @@ def validate_movie(record: Any, *, where: str = "", strict: bool = False) -> Mov
                                  or not isinstance(movie_id, int | str)):
         raise InvalidMovie(f"{_name(where, 'id')} is {_describe(movie_id)}",
                            "give the id as an integer or a string (or leave it out)")
-    if isinstance(movie_id, str) and (_SURROGATE.search(movie_id) or _CONTROL.search(movie_id)):
+    if isinstance(movie_id, str) and _UNFIT.search(movie_id):
         raise InvalidMovie(f"{_name(where, 'id')} is not valid text",
                            "give the id as plain text or an integer")
     if not title.strip() and not overview.strip():

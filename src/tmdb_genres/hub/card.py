@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from ..movie import METADATA_FIELDS
+
 LIBRARY_NAME = "tmdb-genres"
 TAGS = ["text-classification", "multi-label-classification", "tf-idf", "linear-svm",
         "movies", "tmdb", "genres"]
@@ -120,7 +122,7 @@ def _inputs(params: dict[str, Any]) -> list[str]:
     return [
         "## Inputs", "",
         "A title and an overview, and optionally what TMDB says about the movie besides: "
-        "`original_language`, `release_date`, `vote_count`, `popularity`, `vote_average` "
+        f"{', '.join(f'`{name}`' for name in METADATA_FIELDS)} "
         f"(this model encodes {', '.join(f'`{f}`' for f in features)}). Pass them as one "
         "mapping per text, `model.probabilities(texts, [{\"original_language\": \"ja\", "
         "\"release_date\": \"2001-07-20\"}])`; any field may be missing or malformed (it "
