@@ -103,22 +103,26 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
 
 
-def engine_rate(sample: int) -> tuple[float, float]:
+def engine_rate(sample: int, prepare, embed) -> tuple[float, float]:
     """Texts/s of the engine (loaded beforehand) on ``sample`` real texts from an empty
-    cache, and the CPU seconds a text (which the machine's load does not change)."""
+    cache, and the CPU seconds a text (which the machine's load does not change). The texts
+    are built as the prepare stage builds them (``movie_text`` with the ``prepare`` params)
+    and embedded as the embed stage does (``embed``'s engine and batch size)."""
     import resource
 
     from tmdb_genres.accurate.embeddings import embed_texts, load_encoder
+    from tmdb_genres.movie import movie_text
 
     with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
         movies = [json.loads(line) for line in handle]
-    texts = [f"{m['title']} {m['title']} {m.get('overview') or ''}"
+    texts = [movie_text(m.get("title") or "", m.get("overview") or "", prepare)
              for m in movies[:: max(1, len(movies) // sample)][:sample]]
-    encoder = load_encoder("e5-small-q4")
+    encoder = load_encoder(embed.engine)
     encoder(texts[:1])
     before = resource.getrusage(resource.RUSAGE_SELF)
     with tempfile.TemporaryDirectory(prefix="bench-accurate-") as tmp:
-        seconds, _ = timed(embed_texts, texts, "e5-small-q4", Path(tmp), encoder=encoder)
+        seconds, _ = timed(embed_texts, texts, embed.engine, Path(tmp), embed.batch_size,
+                           encoder=encoder)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return len(texts) / seconds, cpu / len(texts)
@@ -127,26 +131,32 @@ def engine_rate(sample: int) -> tuple[float, float]:
 def cache_at_scale(n: int, weekly: int, sample: int) -> None:
     """The cost of the embedding cache and of embedding at ``n`` texts (see ``--cache-texts``).
 
-    The cache is filled as a run fills it (a segment every 256 texts), with random rounded
-    vectors instead of the engine's, so the figures are the cache's own; the engine's rate is
-    measured on ``sample`` real texts and multiplied out.
+    The cache is filled as a run fills it (a segment every ``batch_size * 8`` texts, as
+    ``embed_texts`` adds them), with random rounded vectors of the engine's dimension
+    instead of the engine's, so the figures are the cache's own; the engine's rate is
+    measured on ``sample`` real texts and multiplied out. Engine and batch size are
+    accurate/params.yaml's.
     """
     import numpy as np
 
     from tmdb_genres.accurate import embeddings as emb
+    from tmdb_genres.params import load_accurate_params, load_params
 
-    rate, cpu = engine_rate(sample) if sample else (0.0, 0.0)
-    engine = emb.engine_id(emb.ENGINES["e5-small-q4"])
+    params = load_params(ROOT / "params.yaml")
+    embed = load_accurate_params(ROOT / "accurate/params.yaml", emb.ENGINES).embed
+    spec = emb.engine_spec(embed.engine)
+    rate, cpu = engine_rate(sample, params.prepare, embed) if sample else (0.0, 0.0)
+    engine = emb.engine_id(spec)
     keys = [emb.text_key(engine, f"synthetic text {i}") for i in range(n + weekly)]
     rng = np.random.default_rng(0)
-    chunk = 32 * 8
+    chunk = embed.batch_size * 8  # embed_texts adds a segment every batch_size * 8 texts
     with tempfile.TemporaryDirectory(prefix="bench-accurate-cache-") as tmp:
         root = Path(tmp)
         cache = emb.EmbeddingCache(root, engine)
         start = time.perf_counter()
         for at in range(0, n, chunk):
             part = keys[at: min(at + chunk, n)]
-            cache.add(part, rng.standard_normal((len(part), 384)).astype(np.float32) / 20)
+            cache.add(part, rng.standard_normal((len(part), spec.dim)).astype(np.float32) / 20)
         write_s = time.perf_counter() - start
         compact_s, _ = timed(cache.compact)
         files = len(list(cache.folder.glob("*.seg")))
@@ -157,7 +167,7 @@ def cache_at_scale(n: int, weekly: int, sample: int) -> None:
         todo = cache.missing(keys)
         lookup_s = time.perf_counter() - start
         get_s, vectors = timed(cache.get, keys[:n])
-        assert len(todo) == weekly and vectors.shape == (n, 384), (len(todo), vectors.shape)
+        assert len(todo) == weekly and vectors.shape == (n, spec.dim), (len(todo), vectors.shape)
         print(f"embedding cache at {n:,} texts: {write_s:.0f} s of segment writes "
               f"({1e6 * write_s / n:.0f} us a text; the engine takes "
               f"{1e6 / rate if rate else float('nan'):,.0f}), compaction {compact_s:.0f} s "
@@ -168,7 +178,7 @@ def cache_at_scale(n: int, weekly: int, sample: int) -> None:
     if rate:
         threads = emb._threads()
         idle = threads / cpu  # texts/s if the engine's threads had the cores to themselves
-        print(f"engine: {rate:.1f} texts/s on {sample} real texts (e5-small-q4, {threads} "
+        print(f"engine: {rate:.1f} texts/s on {sample} real texts ({spec.name}, {threads} "
               f"threads, {cpu:.3f} CPU s a text: {idle:.1f} texts/s on {threads} idle cores); "
               f"{n:,} texts once: {n / rate / 3600:.1f} h at this rate, "
               f"{n / idle / 3600:.1f} h on idle cores; a refresh adding {weekly:,}: "

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -80,24 +79,29 @@ GIB = 1 << 30
 
 
 def run_measured(cmd: list[str], cwd: Path, env: dict[str, str],
-                 kill_when: Any = None) -> tuple[float, float, int]:
-    """Run ``cmd``; ``(wall seconds, peak RSS GiB, return code)``. ``kill_when()`` is polled:
-    when true the process is sent SIGKILL."""
+                 kill_when: Any = None) -> tuple[float, float, float, int]:
+    """Run ``cmd``; ``(wall seconds, CPU seconds, peak RSS GiB, return code)``, the CPU
+    seconds (user + system) and peak RSS from the rusage ``wait4`` gives of the child.
+    ``kill_when()`` is polled: when true the process is sent SIGKILL. Its stderr goes to a
+    temporary file (read for the error message), never to a pipe that could fill."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    while kill_when is not None and proc.poll() is None:
-        if kill_when():
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.2)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    error = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode not in (0, -signal.SIGKILL):
-        raise SystemExit(f"bench_ingest: {' '.join(cmd)} failed: {error.strip()[-500:]}")
-    return seconds, usage.ru_maxrss * 1024 / GIB, proc.returncode
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=stderr)
+        while kill_when is not None and proc.poll() is None:
+            if kill_when():
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.2)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in (0, -signal.SIGKILL):
+            stderr.seek(0)
+            error = stderr.read().decode(errors="replace")
+            raise SystemExit(f"bench_ingest: {' '.join(cmd)} failed: {error.strip()[-500:]}")
+    return (seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024 / GIB,
+            proc.returncode)
 
 
 def write_params(root: Path, source: str) -> None:
@@ -114,18 +118,25 @@ def write_params(root: Path, source: str) -> None:
 
 
 class Emulator:
-    """``tmdb-genres emulator`` in its own process, serving a catalogue file on loopback."""
+    """``tmdb-genres emulator`` in its own process, serving a catalogue file on loopback. Its
+    stderr goes to a temporary file (where the ready line is read), never to a pipe that
+    could fill and stall it."""
 
     def __init__(self, catalogue: Path) -> None:
         start = time.perf_counter()
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed (removed) in stop()
+            prefix="bench-ingest-emulator-", suffix=".log")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tmdb_genres", "emulator", "--snapshot", str(catalogue),
              "--port", "0", "--rate-limit", "0", "--token", TOKEN],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        if " at http://127.0.0.1:" not in line:
-            raise SystemExit(f"bench_ingest: the emulator did not start: {line.strip()}")
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        path = Path(self.log.name)
+        while " at http://127.0.0.1:" not in (text := path.read_text(errors="replace")):
+            if self.proc.poll() is not None:
+                self.log.close()
+                raise SystemExit(f"bench_ingest: the emulator did not start: {text.strip()}")
+            time.sleep(0.05)
+        line = next(line for line in text.splitlines() if " at http://127.0.0.1:" in line)
         self.base_url = line.split(" at ", 1)[1].split()[0]
         self.load_seconds = time.perf_counter() - start
 
@@ -137,9 +148,10 @@ class Emulator:
         return kib * 1024 / GIB
 
     def stop(self) -> None:
-        """Stop the emulator process."""
+        """Stop the emulator process (and remove its log)."""
         self.proc.terminate()
         self.proc.wait(30)
+        self.log.close()
 
 
 def scale_pull(n: int, work: Path, resume: bool) -> None:
@@ -162,7 +174,7 @@ def scale_pull(n: int, work: Path, resume: bool) -> None:
 
     reference = work / "file"
     write_params(reference, str(catalogue.resolve()))
-    seconds, rss, _ = run_measured(fetch, reference, env)
+    seconds, _, rss, _ = run_measured(fetch, reference, env)
     expected = file_sha256(reference / snapshot)
     print(f"ingest [{n:,} movies]: fetch from the catalogue file: {seconds:.0f} s, "
           f"peak RSS {rss:.2f} GiB (the reference snapshot)", flush=True)
@@ -175,14 +187,12 @@ def scale_pull(n: int, work: Path, resume: bool) -> None:
               flush=True)
         live = work / "live"
         write_params(live, "tmdb")
-        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-        seconds, rss, _ = run_measured(fetch, live, env)
+        seconds, cpu, rss, _ = run_measured(fetch, live, env)
         manifest = json.loads((live / "metrics/fetch_manifest.json").read_text())
         movies, requests = manifest["movies"], manifest["requests"]
-        used = resource.getrusage(resource.RUSAGE_CHILDREN)
         print(f"ingest [{n:,} movies]: live pull: {movies:,} movies in {seconds:.0f} s "
               f"({movies / seconds:,.0f} movies/s, client CPU "
-              f"{used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime:.0f} s); "
+              f"{cpu:.0f} s); "
               f"{requests:,} requests ({manifest['retries']} retries), "
               f"{requests / movies:.4f} per movie (ideal 1/20 = 0.0500); "
               f"{manifest['windows']} windows, {manifest['window_splits']} splits; "
@@ -194,11 +204,11 @@ def scale_pull(n: int, work: Path, resume: bool) -> None:
             write_params(killed, "tmdb")
             windows = killed / "data/cache/tmdb"
             half = max(1, manifest["windows"] // 2)
-            first, rss1, code = run_measured(
+            first, _, rss1, code = run_measured(
                 fetch, killed, env,
                 kill_when=lambda: len(list(windows.glob("*/windows/*.json"))) >= half)
             done = len(list(windows.glob("*/windows/*.json")))
-            second, rss2, _ = run_measured(fetch, killed, env)
+            second, _, rss2, _ = run_measured(fetch, killed, env)
             again = json.loads((killed / "metrics/fetch_manifest.json").read_text())
             print(f"ingest [{n:,} movies]: resume: killed (SIGKILL: {code == -signal.SIGKILL}) "
                   f"after {first:.0f} s with {done} of {manifest['windows']} windows "

@@ -30,23 +30,11 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark import ROOT, SHARED_MOVIES, environment, make_repo
+from benchmark import MEASURE, ROOT, SHARED_MOVIES, environment, make_repo, measured
 
 GIB = 1024**3
 MB = 1000**2
 STAGES = ("fetch", "prepare", "featurize", "train", "evaluate")
-
-# Runs a command, then prints (stderr, last line) the CPU seconds and the peak RSS of its
-# process tree: RUSAGE_CHILDREN covers every waited-for descendant (dvc and its stage command);
-# ru_maxrss is that of the largest one.
-_MEASURE = (
-    "import json, resource, subprocess, sys;"
-    "code = subprocess.run(sys.argv[1:]).returncode;"
-    "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
-    "print(json.dumps({'cpu': u.ru_utime + u.ru_stime, 'rss': u.ru_maxrss * 1024}),"
-    " file=sys.stderr);"
-    "sys.exit(code)"
-)
 
 
 def measure(args: list[str], cwd: Path) -> dict[str, float]:
@@ -59,7 +47,7 @@ def measure(args: list[str], cwd: Path) -> dict[str, float]:
 
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([sys.executable, "-c", _MEASURE, *args], cwd=cwd,
+        process = subprocess.Popen([sys.executable, "-c", MEASURE, *args], cwd=cwd,
                                    env=environment(), stdout=out, stderr=err, text=True)
         tree = 0
         cpu: dict[int, float] = {}  # last CPU seconds seen of each process of the tree
@@ -80,7 +68,7 @@ def measure(args: list[str], cwd: Path) -> dict[str, float]:
         stdout, stderr = out.read(), err.read()
     if process.returncode:
         raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{stdout}\n{stderr}")
-    figures = json.loads(stderr.strip().splitlines()[-1])
+    figures = measured(stderr)
     # rusage misses worker processes their parent never waited for (loky's): add what polling saw
     figures["cpu"] = max(figures["cpu"], sum(cpu.values()))
     return {"wall": wall, **figures, "tree": tree or figures["rss"], "stdout": stdout}

@@ -19,9 +19,12 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -90,21 +93,25 @@ def in_process(models: Path, movies: list[dict[str, str]], warm: int, repeats: i
     print(f"  probabilities([text]) (batch path)     {percentiles(batch)}")
 
 
-def start_server(models: Path, workers: int, kind: str = "fast"
-                 ) -> tuple[subprocess.Popen, int, float, float]:
-    """The real command on a free port: (process, port, seconds until it first answered,
-    CPU seconds it had used by then)."""
+def start_server(models: Path, workers: int = 2, kind: str = "fast",
+                 options: Sequence[str] = ()) -> tuple[subprocess.Popen, int, float, float]:
+    """The real command on a free port, with ``options`` added to its command line:
+    (process, port, seconds until it first answered, CPU seconds it had used by then).
+    Its stderr is read to the end by a thread, so a server that logs a lot never stalls on
+    a full pipe."""
     import psutil
 
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "tmdb_genres", "serve", "--port", "0", "--models", str(models),
-         "--workers", str(workers), "--model", kind], stderr=subprocess.PIPE, text=True)
+         "--workers", str(workers), "--model", kind, *options], stderr=subprocess.PIPE,
+        text=True)
     line = process.stderr.readline()
     found = re.search(r"http://[\d.]+:(\d+)/", line)
     if not found:
         process.wait()
         raise SystemExit(f"bench_serve: the service did not start: {line}")
+    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
     port = int(found.group(1))
     while True:
         try:
@@ -119,12 +126,17 @@ def start_server(models: Path, workers: int, kind: str = "fast"
     return process, port, seconds, cpu.user + cpu.system
 
 
-def stop(process: subprocess.Popen) -> None:
-    """Stop the server process."""
+def _drain(stream: IO[str]) -> None:
+    """Read ``stream`` to its end (the server's exit), then close it."""
+    with stream:
+        for _ in stream:
+            pass
+
+
+def stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop the server process (its stderr is closed by the thread draining it)."""
     process.terminate()
-    process.wait(timeout=10)
-    if process.stderr:
-        process.stderr.close()
+    process.wait(timeout=timeout)
 
 
 def post(connection: http.client.HTTPConnection, body: bytes, path: str = "/predict") -> bytes:

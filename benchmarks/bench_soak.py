@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -32,23 +30,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serve import real_movies
+from bench_serve import real_movies, start_server, stop
 
 MB = 1024 * 1024
-
-
-def start(models: Path, *options: str) -> tuple[subprocess.Popen, int]:
-    """The real command on a free loopback port: (process, port)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tmdb_genres", "serve", "--port", "0", "--models", str(models),
-         *options], stderr=subprocess.PIPE, text=True)
-    line = process.stderr.readline()
-    found = re.search(r"http://[\d.]+:(\d+)/", line)
-    if not found:
-        process.wait()
-        raise SystemExit(f"bench_soak: the service did not start: {line}")
-    threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
-    return process, int(found.group(1))
 
 
 def ms(seconds: list[float]) -> str:
@@ -204,7 +188,7 @@ def main() -> None:
           f"{args.batch}; load average {psutil.getloadavg()[0]:.1f} on "
           f"{psutil.cpu_count()} CPUs")
 
-    process, port = start(args.models)
+    process, port, _, _ = start_server(args.models)
     server = psutil.Process(process.pid)
     try:
         load(port, movies, 2, 2, args.batch)  # warm up
@@ -226,12 +210,11 @@ def main() -> None:
               f"{stalled.closed:,} stalled connections ({stalled.timeouts:,} with 408); RSS "
               f"{rss:.0f} MB at the start, {server.memory_info().rss / MB:.0f} MB at the end")
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process, timeout=30)
 
     options = ([] if args.max_connections is None
                else ["--max-connections", str(args.max_connections)])
-    process, port = start(args.models, *options)
+    process, port, _, _ = start_server(args.models, options=options)
     try:
         load(port, movies, 2, 1, args.batch)
         ok, shed, failed, times = burst(port, movies[0], args.burst)
@@ -239,8 +222,7 @@ def main() -> None:
         print(f"burst of {args.burst} clients (--max-connections {cap}): {ok} answered, "
               f"{shed} shed with 503, {failed} failed; {ms(times)}")
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process, timeout=30)
 
 
 if __name__ == "__main__":

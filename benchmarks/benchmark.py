@@ -39,14 +39,22 @@ PROJECT_FILES = ["src", "params.yaml", "dvc.yaml", "pyproject.toml", ".dvcignore
                  "metrics/refresh.json"]
 GIB = 1024**3
 
-# Runs a command and prints the peak resident memory (bytes) of its whole process tree:
-# RUSAGE_CHILDREN's ru_maxrss covers every waited-for descendant (dvc and its stage commands).
-_PEAK = (
-    "import resource, subprocess, sys;"
+# Runs a command, then prints (stderr, last line, JSON) the CPU seconds and the peak RSS in
+# bytes of its process tree: RUSAGE_CHILDREN covers every waited-for descendant (dvc and its
+# stage commands); ru_maxrss is that of the largest one. Parse it with measured().
+MEASURE = (
+    "import json, resource, subprocess, sys;"
     "code = subprocess.run(sys.argv[1:]).returncode;"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, file=sys.stderr);"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+    "print(json.dumps({'cpu': u.ru_utime + u.ru_stime, 'rss': u.ru_maxrss * 1024}),"
+    " file=sys.stderr);"
     "sys.exit(code)"
 )
+
+
+def measured(stderr: str) -> dict[str, float]:
+    """The figures :data:`MEASURE` printed last on ``stderr``: ``cpu`` (s), ``rss`` (bytes)."""
+    return json.loads(stderr.strip().splitlines()[-1])
 
 
 def environment() -> dict[str, str]:
@@ -58,12 +66,12 @@ def environment() -> dict[str, str]:
 def run(args: list[str], cwd: Path) -> tuple[float, int]:
     """Run a command; return its wall seconds and peak memory in bytes (raises on failure)."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=cwd, env=environment(),
+    result = subprocess.run([sys.executable, "-c", MEASURE, *args], cwd=cwd, env=environment(),
                             capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{result.stdout}\n{result.stderr}")
-    return seconds, int(result.stderr.strip().splitlines()[-1])
+    return seconds, int(measured(result.stderr)["rss"])
 
 
 def make_repo(workdir: Path, source: Path) -> Path:

@@ -23,19 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_MOVIES = ROOT.parent / "shared" / "data" / "movies.jsonl.gz"
 
 
-def run(limit: int | None, movies: list[dict], workdir: Path) -> dict:
-    """One pipeline run with ``train_limit = limit``; its headline figures and timings."""
+def run(limit: int | None, params, raw: Path, workdir: Path) -> dict:
+    """One pipeline run on the movies of ``raw`` with ``params`` but ``train_limit = limit``;
+    its headline figures and timings."""
     from tmdb_genres.evaluate import evaluate
     from tmdb_genres.featurize import featurize
-    from tmdb_genres.io import read_json, write_jsonl
-    from tmdb_genres.params import load_params
+    from tmdb_genres.io import read_json
     from tmdb_genres.prepare import prepare
     from tmdb_genres.train import train
 
-    params = load_params(ROOT / "params.yaml")
     root = workdir / f"limit-{limit}"
-    write_jsonl(root / "raw.jsonl", movies)
-    report = prepare(dataclasses.replace(params.prepare, train_limit=limit), root / "raw.jsonl",
+    report = prepare(dataclasses.replace(params.prepare, train_limit=limit), raw,
                      root / "prepared", root / "prepare.json")
     start = time.perf_counter()
     featurize(params.featurize, root / "prepared", root / "features", root / "vectorizer.joblib")
@@ -58,6 +56,8 @@ def main() -> None:
         raise SystemExit(f"learning_curve needs the shared data at {SHARED_MOVIES}")
     sys.path.insert(0, str(ROOT / "src"))
     from tmdb_genres.fetch import check_movie
+    from tmdb_genres.io import write_jsonl
+    from tmdb_genres.params import load_params
 
     with gzip.open(SHARED_MOVIES, "rt", encoding="utf-8") as handle:
         movies = [movie for movie, _ in map(check_movie, map(json.loads, handle)) if movie]
@@ -65,9 +65,12 @@ def main() -> None:
     print("| training movies | validation micro / macro-F1 | test micro / macro-F1 | "
           "featurize + train s |")
     print("|---|---|---|---|")
+    params = load_params(ROOT / "params.yaml")
     with tempfile.TemporaryDirectory(prefix="learning-curve-") as tmp:
+        raw = Path(tmp) / "raw.jsonl"  # the same movies for every budget: written once
+        write_jsonl(raw, movies)
         for limit in args.limits:
-            row = run(limit or None, movies, Path(tmp))
+            row = run(limit or None, params, raw, Path(tmp))
             print(f"| {row['train']:,} | {row['validation_micro']:.4f} / "
                   f"{row['validation_macro']:.4f} | {row['test_micro']:.4f} / "
                   f"{row['test_macro']:.4f} | {row['seconds']:.1f} |", flush=True)
