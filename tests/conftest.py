@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 import random
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +142,32 @@ def signal_when(proc: subprocess.Popen, ready: Callable[[], bool], waiting_for: 
         time.sleep(interval)
     proc.send_signal(signum)
     return proc.wait(timeout=60)
+
+
+@functools.cache
+def built_wheel() -> Path:
+    """This checkout's wheel (``pip wheel`` of a clean copy of the sources), built once per
+    test process and removed at its end (a published folder and a Space carry it)."""
+    import atexit
+
+    from tmdb_genres.hub import space
+
+    folder = Path(tempfile.mkdtemp(prefix="tmdb-genres-test-wheel-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return space.build_wheel(ROOT, folder)
+
+
+@pytest.fixture
+def wheel() -> Path:
+    """This checkout's wheel (see :func:`built_wheel`)."""
+    return built_wheel()
+
+
+@pytest.fixture
+def hub() -> Iterator[Any]:
+    """A loopback fake of the Hugging Face Hub (tests/hub_fake.py), stopped after the test."""
+    from .hub_fake import FakeHub
+
+    fake = FakeHub().start()
+    yield fake
+    fake.stop()

@@ -45,13 +45,6 @@ def model(project: Path, version) -> AccurateModel:
                               encoder=WordEncoder())
 
 
-@pytest.fixture
-def hub():
-    fake = FakeHub().start()
-    yield fake
-    fake.stop()
-
-
 def texts(model) -> list[str]:
     return [model.text(m["title"], m["overview"]) for m in (GHOST, ALIEN)]
 

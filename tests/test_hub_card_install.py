@@ -16,25 +16,17 @@ import shlex
 import subprocess
 import sys
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import built_wheel
 from tests.hub_fake import CLIENT_ENV, FakeHub
-from tests.test_hub_publish import built_wheel
 
 pytestmark = pytest.mark.e2e
 
 REPO = "visitor/tmdb-genres"
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHub]:
-    fake = FakeHub().start()
-    yield fake
-    fake.stop()
 
 
 def _block(card: str, language: str, after: str = "") -> str:

@@ -1,5 +1,4 @@
 """The published model folder: complete, byte-identical, loadable without scikit-learn."""
-
 from __future__ import annotations
 
 import json
@@ -11,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
+from tmdb_genres.accurate.model import load_model
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.hub import folder, from_pretrained
 from tmdb_genres.hub.card import card_micro_f1
-from tmdb_genres.model import GenreModel
 
 TEXTS = [
     ("Night Shift", "A haunted house, a ghost in the attic and a family that screams."),
@@ -31,13 +30,9 @@ def project(toy_project: Path, params_data: dict) -> Path:
     return toy_project
 
 
-def _load(project: Path) -> GenreModel:
-    return GenreModel.load(project / "models/vectorizer.joblib", project / "models/model.joblib",
-                           project / "models/thresholds.json")
-
-
 def _write(project: Path, out: Path) -> list[Path]:
-    return folder.write_model_folder(_load(project), folder.model_info(project), out)
+    model = load_model("fast", project / "models")
+    return folder.write_model_folder(model, folder.model_info(project), out)
 
 
 def test_model_info_reads_the_project_outputs(project: Path) -> None:
@@ -72,7 +67,7 @@ def test_folder_is_complete_and_byte_identical(project: Path, tmp_path: Path) ->
 def test_loaded_folder_predicts_exactly_like_the_dvc_outputs(project: Path,
                                                              tmp_path: Path) -> None:
     _write(project, tmp_path / "m")
-    original = _load(project)
+    original = load_model("fast", project / "models")
     loaded, info = folder.load_model_folder(tmp_path / "m")
     texts = [original.text(t, o) for t, o in TEXTS]
     assert [loaded.text(t, o) for t, o in TEXTS] == texts
@@ -96,7 +91,7 @@ def test_loaded_folder_predicts_exactly_like_the_dvc_outputs(project: Path,
 
 def test_loading_needs_neither_joblib_nor_sklearn(project: Path, tmp_path: Path) -> None:
     _write(project, tmp_path / "m")
-    original = _load(project)
+    original = load_model("fast", project / "models")
     texts = [original.text(t, o) for t, o in TEXTS]
     expected = original.probabilities(texts).tolist()
     script = (

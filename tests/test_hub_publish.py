@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import run_toy_pipeline
+from tests.conftest import built_wheel, run_toy_pipeline
 from tests.hub_fake import CLIENT_ENV, FakeHub
 from tmdb_genres.hub import folder, space
 from tmdb_genres.hub.card import card_micro_f1
@@ -24,13 +21,6 @@ from tmdb_genres.hub.publish import decide
 
 REPO = "alice/tmdb-genres"
 TOKEN = "hf_writer"  # the fake's write token for user alice
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHub]:
-    fake = FakeHub().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -57,13 +47,6 @@ def _env(hub: FakeHub, tmp_path: Path, token: str | None = TOKEN, **extra: str
     if token is not None:
         env["HF_TOKEN"] = token
     return env
-
-
-@functools.cache
-def built_wheel() -> Path:
-    """This checkout's wheel, built once per test process (a published folder carries it)."""
-    return space.build_wheel(Path(__file__).resolve().parents[1],
-                             Path(tempfile.mkdtemp(prefix="tmdb-genres-test-wheel-")))
 
 
 def _publish(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

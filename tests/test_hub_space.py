@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,6 @@ from .test_parity import Reference
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "alice/tmdb-genres"
 SPACE = "alice/tmdb-genres-demo"
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout's wheel, built once (``pip wheel`` of a clean copy of the sources)."""
-    return space.build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHub]:
-    fake = FakeHub().start()
-    yield fake
-    fake.stop()
 
 
 def _front_matter(text: str) -> dict:

@@ -1,5 +1,4 @@
 """Metadata features: lenient parsing, fitted on train only, robust when absent, one row path."""
-
 from __future__ import annotations
 
 import shutil
@@ -9,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tmdb_genres.accurate.model import load_model
 from tmdb_genres.errors import TmdbGenresError
 from tmdb_genres.featurize import featurize, load_split
 from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
 from tmdb_genres.metadata import MetadataEncoder, training_metadata
-from tmdb_genres.model import GenreModel
 from tmdb_genres.params import parse_params
 from tmdb_genres.prepare import prepare
 
@@ -33,10 +32,10 @@ ODD: list[Any] = [
 ]
 
 
-def encoder(params_data: dict[str, Any], **metadata: Any) -> MetadataEncoder:
+def encoder(params_data: dict[str, Any]) -> MetadataEncoder:
     params_data["featurize"]["metadata"].update(
         features=["language", "decade", "vote_count", "popularity", "vote_average"],
-        language_min_movies=2, **metadata)
+        language_min_movies=2)
     train = [FULL, FULL, {**FULL, "original_language": "en", "release_date": "2015-01-01",
                           "vote_count": 3000}, {**FULL, "original_language": "fr"}]
     return MetadataEncoder.fit(parse_params(params_data).featurize.metadata, train)
@@ -96,14 +95,8 @@ def test_bad_metadata_params_are_one_line_errors(params_data):
         parse_params(params_data)
 
 
-def _model(project: Path) -> GenreModel:
-    models = project / "models"
-    return GenreModel.load(models / "vectorizer.joblib", models / "model.joblib",
-                           models / "thresholds.json")
-
-
 def test_missing_partial_and_malformed_metadata_predict_without_error(toy_project: Path):
-    model = _model(toy_project)
+    model = load_model("fast", toy_project / "models")
     assert model.vectorizer.metadata is not None  # the committed params use metadata
     text = model.text("Nightmare", "A haunted house, a ghost, a demon and blood.")
     inputs = [FULL, *ODD]
@@ -122,7 +115,7 @@ def test_missing_partial_and_malformed_metadata_predict_without_error(toy_projec
 
 def test_test_split_is_scored_with_and_without_its_metadata(toy_project: Path):
     test = load_split(toy_project / "data/features", "test")
-    n_text = _model(toy_project).vectorizer.n_text_features
+    n_text = load_model("fast", toy_project / "models").vectorizer.n_text_features
     assert (test["X"][:, :n_text] != test["X_no_metadata"][:, :n_text]).nnz == 0
     assert (test["X"][:, n_text:] != test["X_no_metadata"][:, n_text:]).nnz > 0
     metrics = __import__("json").loads((toy_project / "metrics/metrics.json").read_text())
@@ -207,7 +200,7 @@ def test_a_text_only_model_writes_the_same_figures_without_metadata(tmp_path: Pa
 
     params_data["featurize"]["metadata"]["features"] = []
     root = run_toy_pipeline(tmp_path, params_data, n=200)
-    assert _model(root).vectorizer.metadata is None
+    assert load_model("fast", root / "models").vectorizer.metadata is None
     scores = load_joblib(root / "data/scores/test.joblib")
     assert np.array_equal(scores["P"], scores["P_no_metadata"])
     headline = root / "metrics/headline"
@@ -220,7 +213,7 @@ def test_calibration_is_fitted_on_validation_with_and_without_its_metadata(
         toy_project: Path):
     from tmdb_genres.model import fit_calibration, margins
 
-    model = _model(toy_project)
+    model = load_model("fast", toy_project / "models")
     validation = load_split(toy_project / "data/features", "validation")
     coef_t = np.asarray(model.coef).T
     with_metadata = margins(validation["X"], coef_t, model.intercept)

@@ -27,7 +27,7 @@ import requests
 
 from tmdb_genres.accurate import embeddings as emb
 from tmdb_genres.accurate import model as accurate_model
-from tmdb_genres.accurate.model import AccurateModel
+from tmdb_genres.accurate.model import AccurateModel, load_model
 from tmdb_genres.cli import main
 from tmdb_genres.hub import from_pretrained
 from tmdb_genres.hub.folder import model_info, write_model_folder
@@ -58,9 +58,7 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
 def load(project: Path, kind: str, encoder: Any = WordEncoder) -> GenreModel | AccurateModel:
     """The ``fast`` or ``accurate`` model of ``project`` (``encoder=None``: the real engine)."""
     if kind == "fast":
-        return GenreModel.load(project / "models/vectorizer.joblib",
-                               project / "models/model.joblib",
-                               project / "models/thresholds.json")
+        return load_model("fast", project / "models")
     return AccurateModel.load(project / "models", project / "accurate/models",
                               encoder=encoder() if encoder else None)
 

@@ -1,5 +1,4 @@
 """The HTTP service and its page: real HTTP on loopback, the real command, a real browser."""
-
 from __future__ import annotations
 
 import json
@@ -15,23 +14,18 @@ import numpy as np
 import pytest
 import requests
 
+from tmdb_genres.accurate.model import load_model
+
 pytest.importorskip("fastapi", reason="the serve extra is not installed "
                     "(pip install -e '.[serve]')")
 
 from tmdb_genres.cli import main
-from tmdb_genres.model import GenreModel
 from tmdb_genres.serve.schemas import MAX_BATCH, MAX_OVERVIEW
 
 from .conftest import ROOT
 from .serve_helpers import app_server, serve_command, train_sample_project
 
 GHOST = {"title": "Nightmare", "overview": "A haunted house, a ghost, a demon and blood."}
-
-
-def load(project: Path) -> GenreModel:
-    models = project / "models"
-    return GenreModel.load(models / "vectorizer.joblib", models / "model.joblib",
-                           models / "thresholds.json")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +41,7 @@ def server(project: Path):
     """The app over the toy model, on loopback (uvicorn in a thread)."""
     from tmdb_genres.hub.folder import model_info
 
-    with app_server(load(project), model_info(project), workers=2) as url:
+    with app_server(load_model("fast", project / "models"), model_info(project), workers=2) as url:
         yield url
 
 
@@ -80,7 +74,7 @@ def test_one_movie_gets_ranked_genres_probabilities_thresholds_and_words(server:
 def test_optional_metadata_fields_are_used_and_malformed_ones_are_unknown(server: str,
                                                                           project: Path):
     movie = {"title": "Orbit", "overview": "A robot crew steers a spaceship past a planet."}
-    model = load(project)
+    model = load_model("fast", project / "models")
     text = model.text(movie["title"], movie["overview"])
     cases = [{}, {"original_language": "fr", "release_date": "1995-06-01", "vote_count": 40,
                   "vote_average": 6.5},
@@ -204,7 +198,7 @@ def test_null_text_is_empty_and_a_bad_query_is_one_line(server: str):
 def test_genres_and_health_describe_the_model(server: str, project: Path):
     metrics = json.loads((project / "metrics/metrics.json").read_text(encoding="utf-8"))
     genres = requests.get(f"{server}/genres", timeout=30).json()
-    assert [g["name"] for g in genres["genres"]] == load(project).genres
+    assert [g["name"] for g in genres["genres"]] == load_model("fast", project / "models").genres
     horror = next(g for g in genres["genres"] if g["name"] == "Horror")
     assert horror["threshold"] == 0.27
     assert horror["test_f1"] == metrics["test"]["per_genre"]["Horror"]["f1"]
@@ -264,7 +258,7 @@ def test_model_dir_serves_a_published_folder_alike(project: Path, tmp_path: Path
     from tmdb_genres.hub.folder import model_info, write_model_folder
 
     folder = tmp_path / "folder"
-    write_model_folder(load(project), model_info(project), folder)
+    write_model_folder(load_model("fast", project / "models"), model_info(project), folder)
     with serve_command(["--model-dir", str(folder)], cwd=tmp_path) as (url, _):
         from_folder = post(url, {"movies": [GHOST, {"title": "Alien planet"}]}).json()
         health = requests.get(f"{url}/health", timeout=30).json()
@@ -318,7 +312,7 @@ def sample_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_single_text_probabilities_are_the_batch_ones_bit_for_bit(sample_project: Path):
     from tmdb_genres.io import read_jsonl
 
-    model = load(sample_project)
+    model = load_model("fast", sample_project / "models")
     texts = [row["text"] for row in read_jsonl(sample_project / "data/prepared/test.jsonl")]
     texts += ["", "a", "The the the", "日本の映画", "Amélie's café — naïve déjà-vu"]
     batch = model.probabilities(texts)
@@ -390,7 +384,8 @@ def test_page_in_a_browser_ranks_horror_first_and_the_slider_redecides(
         return [e.get_attribute("data-genre")
                 for e in browser.find_elements(By.CSS_SELECTOR, "#genres li.predicted")]
 
-    with app_server(load(sample_project), model_info(sample_project)) as url:
+    model = load_model("fast", sample_project / "models")
+    with app_server(model, model_info(sample_project)) as url:
         browser.get(url)
         wait = WebDriverWait(browser, 30)
         assert browser.find_element(By.CSS_SELECTOR, "label[for=overview]").text == "Overview"

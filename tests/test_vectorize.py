@@ -101,17 +101,15 @@ def test_trie_hash_table_resolves_collisions():
 @pytest.mark.parametrize(("word_max", "char", "sublinear", "stop_words"), [
     (2, (2, 5), True, "english"), (3, (1, 3), False, None), (1, (0, 0), True, "english"),
     (2, (4, 6), True, None)])
-def test_single_text_row_is_the_batch_row_bit_for_bit(word_max, char, sublinear, stop_words):
+def test_single_text_row_is_the_batch_row_bit_for_bit(word_max, char, sublinear, stop_words,
+                                                      params_data):
     from dataclasses import replace
 
     from tmdb_genres.featurize import fit_vectorizer
     from tmdb_genres.params import parse_params
     from tmdb_genres.vectorize import SingleText
 
-    with open("params.yaml", encoding="utf-8") as handle:
-        import yaml
-
-        params = parse_params(yaml.safe_load(handle)).featurize
+    params = parse_params(params_data).featurize
     params = replace(params, word_ngram_max=word_max, char_ngram_min=char[0],
                      char_ngram_max=char[1], sublinear_tf=sublinear, stop_words=stop_words,
                      word_min_df=1, char_min_df=1)
@@ -134,17 +132,15 @@ def test_single_text_row_is_the_batch_row_bit_for_bit(word_max, char, sublinear,
         assert set(sources.words) <= set(re.findall(r"\w+", text.lower()))
 
 
-def test_a_word_longer_than_any_real_word_is_cut_alike_in_both_paths():
+def test_a_word_longer_than_any_real_word_is_cut_alike_in_both_paths(params_data):
     """A token over MAX_WORD_CHARS counts as its first MAX_WORD_CHARS characters, in the
     batch path and the single-text path alike (so their rows stay equal bit for bit)."""
-    import yaml
 
     from tmdb_genres.featurize import fit_vectorizer
     from tmdb_genres.params import parse_params
     from tmdb_genres.vectorize import MAX_WORD_CHARS, SingleText
 
-    with open("params.yaml", encoding="utf-8") as handle:
-        params = parse_params(yaml.safe_load(handle)).featurize
+    params = parse_params(params_data).featurize
     vectorizer = fit_vectorizer(params, TEXTS[:250])
     word = "hauntedghostly" * 1000
     cut = word[:MAX_WORD_CHARS]
@@ -157,16 +153,14 @@ def test_a_word_longer_than_any_real_word_is_cut_alike_in_both_paths():
     assert columns.tolist() == long.indices.tolist() and values.tobytes() == long.data.tobytes()
 
 
-def test_the_single_text_cache_is_bounded_in_bytes():
+def test_the_single_text_cache_is_bounded_in_bytes(params_data):
     """Before: about 265 KB a unique long word, emptied only at 65,536 words (~17 GB)."""
-    import yaml
 
     from tmdb_genres.featurize import fit_vectorizer
     from tmdb_genres.params import parse_params
     from tmdb_genres.vectorize import SingleText
 
-    with open("params.yaml", encoding="utf-8") as handle:
-        params = parse_params(yaml.safe_load(handle)).featurize
+    params = parse_params(params_data).featurize
     vectorizer = fit_vectorizer(params, TEXTS[:250])
     budget = 256 * 1024
     single = SingleText(vectorizer, cache_bytes=budget)
