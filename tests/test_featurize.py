@@ -17,6 +17,7 @@ from tmdb_genres.featurize import (
     label_matrix,
     load_split,
     split_chunks,
+    text_features,
 )
 from tmdb_genres.io import load_joblib, read_jsonl, write_jsonl
 from tmdb_genres.params import parse_params
@@ -113,6 +114,36 @@ def test_shards_hold_the_rows_of_the_vectoriser_in_order(tmp_path: Path, params_
     assert (saved["X"] != features(vectorizer, params.featurize, test_rows)).nnz == 0
     assert (saved["X_no_metadata"] != features(vectorizer, params.featurize, test_rows,
                                                with_metadata=False)).nnz == 0
+
+
+def test_features_from_the_text_matrix_are_the_same_bytes(params_data):
+    """The TF-IDF part made once gives every variant exactly the matrix made from scratch,
+    and is left as it was (the metadata variants and the text-only vectoriser share it)."""
+    import dataclasses
+
+    params = parse_params(params_data).featurize
+    movies = toy_movies(120)
+    rows = [{"id": m["id"], "text": m["title"] + " . " + m["overview"],
+             "metadata": {k: m[k] for k in ("original_language", "release_date",
+                                              "vote_count", "vote_average")}}
+            for m in movies]
+    vectorizer = fit_vectorizer(params, [r["text"] for r in rows[:80]],
+                                [r["metadata"] for r in rows[:80]])
+    assert vectorizer.metadata is not None
+    held_out = rows[80:]
+    text = text_features(vectorizer, held_out)
+    before = [a.copy() for a in (text.data, text.indices, text.indptr)]
+    text_only = dataclasses.replace(vectorizer, metadata=None)
+    for v, kwargs in [(vectorizer, {}), (vectorizer, {"with_metadata": False}),
+                      (vectorizer, {"training": True}), (text_only, {})]:
+        fresh = features(v, params, held_out, **kwargs)
+        shared = features(v, params, held_out, text=text, **kwargs)
+        assert shared is not text and shared.shape == fresh.shape
+        for ours, theirs in zip((shared.data, shared.indices, shared.indptr),
+                                (fresh.data, fresh.indices, fresh.indptr), strict=True):
+            assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
+    assert all(a.tobytes() == b.tobytes()
+               for a, b in zip(before, (text.data, text.indices, text.indptr), strict=True))
 
 
 def test_missing_prepared_data_is_one_clear_error(tmp_path: Path, params_data):

@@ -17,6 +17,7 @@ from tmdb_genres.io import (
     open_text,
     read_jsonl,
     remove_stale_temps,
+    scratch_dir,
     write_jsonl,
 )
 
@@ -118,6 +119,61 @@ def test_next_write_removes_temps_of_killed_writers_but_not_live_ones(tmp_path: 
         live.wait()
     assert remove_stale_temps(target) == [busy]  # dead now: the next write removes it too
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+_SIGNALLED_DIR = """
+import sys, time
+from pathlib import Path
+from tmdb_genres import io
+io.remove_temps_on_signals()
+with getattr(io, sys.argv[2])(Path(sys.argv[1])) as tmp:
+    (tmp / "part").write_text("partial", encoding="utf-8")
+    try:
+        print(tmp.name, flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:  # what the signal handler itself did, before any finally
+        print("kept" if tmp.exists() else "removed", flush=True)
+        raise
+"""
+
+
+@pytest.mark.parametrize("kind", ["scratch_dir", "atomic_dir"])
+def test_a_sigtermed_process_removes_its_temporary_directory(tmp_path: Path, kind: str):
+    """The SIGTERM handler removes a scratch_dir's folder as it does an atomic_dir's (before:
+    a scratch folder was not registered, so only unwinding the stack removed it; a process
+    killed for good while it unwinds, or stuck, kept it)."""
+    target = tmp_path / "model.joblib"
+    proc = subprocess.Popen([sys.executable, "-c", _SIGNALLED_DIR, str(target), kind],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    name = proc.stdout.readline().strip()
+    assert name.startswith(f".{target.name}.{proc.pid}.") and name.endswith(".tmp"), name
+    assert (tmp_path / name / "part").is_file()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0 and "Interrupted" in proc.stderr.read()
+    assert proc.stdout.read().strip() == "removed"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_next_user_removes_the_scratch_dir_of_a_killed_one(tmp_path: Path):
+    """What a `kill -9`'d train leaves beside the model goes at the next scratch_dir of it
+    (a live process's stays)."""
+    target = tmp_path / "model.joblib"
+    script = _SIGNALLED_DIR.replace("io.remove_temps_on_signals()", "")
+    killed, live = (subprocess.Popen([sys.executable, "-c", script, str(target), "scratch_dir"],
+                                     stdout=subprocess.PIPE, text=True) for _ in range(2))
+    try:
+        stale, busy = (tmp_path / p.stdout.readline().strip() for p in (killed, live))
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        assert (stale / "part").is_file()  # what `kill -9` leaves behind
+        with scratch_dir(target) as tmp:  # the next train
+            assert tmp.parent == tmp_path and tmp.name.startswith(f".{target.name}.")
+            assert not stale.exists(), "the killed process's scratch folder was left behind"
+            assert sorted(tmp_path.iterdir()) == sorted([busy, tmp])
+        assert list(tmp_path.iterdir()) == [busy]
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_killed_writer_never_leaves_a_partial_output(tmp_path: Path):

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from tmdb_genres.featurize import read_shard, write_shard
@@ -107,3 +110,34 @@ def test_outputs_do_not_depend_on_the_number_of_workers(toy_project: Path, tmp_p
     assert len(outputs[0]) == 3  # model.joblib and two score files: the matrix is gone
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0]["model.joblib"] == (toy_project / "models/model.joblib").read_bytes()
+
+
+def test_the_training_matrix_is_a_scratch_dir_of_the_model(toy_project: Path, tmp_path: Path,
+                                                           params_data,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    """The float64 matrix folder is an io.scratch_dir beside the model: registered for the
+    SIGTERM handler while train fits, and one a `kill -9`'d train left is removed by the next."""
+    from tmdb_genres import io
+    from tmdb_genres import train as train_module
+
+    model = tmp_path / "models/model.joblib"
+    model.parent.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = model.parent / f".{model.name}.{dead.pid}.abc123.tmp"
+    stale.mkdir()
+    (stale / "data").write_bytes(b"\0" * 64)
+    seen = []
+    fit_all = train_module.fit_all
+
+    def watched(files, y, params):
+        seen.append((files.directory, files.directory in io._LIVE_TEMPS, stale.exists()))
+        return fit_all(files, y, params)
+
+    monkeypatch.setattr(train_module, "fit_all", watched)
+    train(parse_params(params_data).train, toy_project / "data/features", model,
+          tmp_path / "scores")
+    [(directory, registered, stale_then)] = seen
+    assert directory.parent == model.parent and directory.name.startswith(f".{model.name}.")
+    assert registered and not stale_then
+    assert sorted(p.name for p in model.parent.iterdir()) == [model.name]

@@ -4,9 +4,10 @@ One test split of about 1,200 movies moves micro-F1 by about +-0.01 from the cho
 alone, more than most changes worth making. Here every prepared movie (all three splits) falls
 in one of ``crossval.folds`` folds by a hash of its id; fold k is the test once, fold k+1 its
 validation, the rest its training movies. Each fold runs the main stages' own steps
-(:func:`featurize.fit_vectorizer` and :func:`featurize.features` on training movies only,
-:func:`train.fit_genre`, then :func:`model.fit_calibration` and one global threshold, the
-best micro-F1 of :func:`evaluate.best_global_threshold`, on validation) for three variants:
+(:func:`featurize.fit_vectorizer` on training movies only, :func:`featurize.features` of
+each split's texts transformed once for all variants, :func:`train.fit_genre`, then
+:func:`model.fit_calibration` and one global threshold, the best micro-F1 of
+:func:`evaluate.best_global_threshold`, on validation) for three variants:
 
 - ``metadata``: the committed model, tested with each movie's metadata;
 - ``metadata_removed``: the same model, tested with every metadata field removed;
@@ -38,7 +39,7 @@ import numpy as np
 from . import paths
 from .errors import TmdbGenresError
 from .evaluate import HEADLINE, best_global_threshold, scores_at_thresholds
-from .featurize import features, fit_vectorizer, label_matrix, read_prepared_splits
+from .featurize import features, fit_vectorizer, label_matrix, read_prepared_splits, text_features
 from .genres import genre_names
 from .io import write_json
 from .model import calibrated, margins
@@ -57,24 +58,27 @@ def fold_of(movie_id: int, folds: int, salt: str) -> int:
 
 def _fit_and_score(params: Params, vectorizer: Any, train: list[dict[str, Any]],
                    validation: list[dict[str, Any]], tests: dict[str, Any],
-                   genres: list[str]) -> dict[str, dict[str, Any]]:
+                   genres: list[str], text: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Fit the SVMs on ``train``, calibrate and choose thresholds on ``validation``, and
-    return the metrics of every test matrix in ``tests`` (name -> (X, Y))."""
+    return the metrics of every test matrix in ``tests`` (name -> (X, Y)); ``text`` holds
+    the :func:`featurize.text_features` of ``train`` and ``validation``."""
     from .model import fit_calibration
     from .train import fit_genre
 
-    x = features(vectorizer, params.featurize, train, training=True)
+    x = features(vectorizer, params.featurize, train, training=True, text=text["train"])
     y = label_matrix(train, genres)
     coef = np.zeros((len(genres), x.shape[1]), dtype=np.float32)
     intercept = np.zeros(len(genres))
     for j in range(len(genres)):
         coef[j], intercept[j] = fit_genre(x, y[:, j], params.train)
     y_val = label_matrix(validation, genres)
-    m_val = margins(features(vectorizer, params.featurize, validation), coef.T, intercept)
+    m_val = margins(features(vectorizer, params.featurize, validation,
+                             text=text["validation"]), coef.T, intercept)
     removed = None
     if vectorizer.metadata is not None:
         removed = margins(features(vectorizer, params.featurize, validation,
-                                   with_metadata=False), coef.T, intercept)
+                                   with_metadata=False, text=text["validation"]),
+                          coef.T, intercept)
     a, b = fit_calibration(m_val, y_val, removed)
     scored = {"validation": {"Y": y_val, "P": calibrated(m_val, a, b)}}
     for name, (x_test, y_test) in tests.items():
@@ -104,18 +108,25 @@ def run_fold(params: Params, movies: list[dict[str, Any]], fold: int) -> dict[st
     y_test = label_matrix(test, genres)
     vectorizer = fit_vectorizer(params.featurize, [row["text"] for row in train],
                                 [row.get("metadata") for row in train])
+    # each split's TF-IDF once: the variants differ only in the metadata block
+    text = {"train": text_features(vectorizer, train),
+            "validation": text_features(vectorizer, validation),
+            "test": text_features(vectorizer, test)}
     results: dict[str, Any] = {}
     if vectorizer.metadata is not None:
         tests = {
-            "metadata": (features(vectorizer, params.featurize, test), y_test),
+            "metadata": (features(vectorizer, params.featurize, test, text=text["test"]),
+                         y_test),
             "metadata_removed": (features(vectorizer, params.featurize, test,
-                                          with_metadata=False), y_test),
+                                          with_metadata=False, text=text["test"]), y_test),
         }
-        results.update(_fit_and_score(params, vectorizer, train, validation, tests, genres))
+        results.update(_fit_and_score(params, vectorizer, train, validation, tests, genres,
+                                      text))
     text_only = dataclasses.replace(vectorizer, metadata=None)
     results.update(_fit_and_score(
         params, text_only, train, validation,
-        {"text": (features(text_only, params.featurize, test), y_test)}, genres))
+        {"text": (features(text_only, params.featurize, test, text=text["test"]), y_test)},
+        genres, text))
     return {"fold": fold, "rows": {"train": len(train), "validation": len(validation),
                                    "test": len(test)},
             **{name: {k: results[name][k] for k in (*FIGURES, "threshold")}

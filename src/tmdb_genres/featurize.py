@@ -55,13 +55,21 @@ def fit_vectorizer(params: FeaturizeParams, texts: list[str],
     return Vectorizer(tuple(blocks), encoder)
 
 
+def text_features(vectorizer: Vectorizer, rows: list[dict[str, Any]]) -> Any:
+    """The TF-IDF part of the features of prepared ``rows`` (:meth:`Vectorizer.transform_text`),
+    for :func:`features` to make several matrices of the same rows (with, without metadata)
+    without transforming their texts again."""
+    return vectorizer.transform_text([row["text"] for row in rows])
+
+
 def features(vectorizer: Vectorizer, params: FeaturizeParams, rows: list[dict[str, Any]],
-             training: bool = False, with_metadata: bool = True) -> Any:
+             training: bool = False, with_metadata: bool = True, text: Any = None) -> Any:
     """The canonical CSR feature matrix of prepared ``rows``.
 
     ``training`` removes metadata from the seeded share of movies that learn to do without
     (:func:`metadata.training_metadata`); ``with_metadata=False`` removes every movie's
-    metadata (the robustness figure).
+    metadata (the robustness figure). ``text`` is the rows' :func:`text_features` when
+    already made (it is not modified; the result is the same as without it).
     """
     metadata: list[Mapping[str, Any] | None] | None = None
     if with_metadata:
@@ -69,7 +77,12 @@ def features(vectorizer: Vectorizer, params: FeaturizeParams, rows: list[dict[st
         if training:
             metadata = training_metadata(params.metadata, [row["id"] for row in rows],
                                          metadata)
-    x = vectorizer.transform([row["text"] for row in rows], metadata)
+    given = text is not None
+    if not given:
+        text = text_features(vectorizer, rows)
+    x = vectorizer.append_metadata(text, metadata)
+    if given and x is text:
+        x = x.copy()  # no metadata block: the caller's matrix stays theirs
     x.sort_indices()  # canonical CSR for whoever reads the saved matrices
     return x
 
@@ -203,12 +216,14 @@ def featurize(params: FeaturizeParams, prepared: Path, out_dir: Path,
             (tmp / name).mkdir()
             summary[name] = 0
             for number, rows in enumerate(split_chunks(prepared, name)):
+                text = text_features(vectorizer, rows)  # once for both matrices
                 # validation and test also without their metadata: what text-only callers
                 # get (train calibrates on validation's too; evaluate reports test's)
-                removed = (features(vectorizer, params, rows, with_metadata=False)
+                removed = (features(vectorizer, params, rows, with_metadata=False, text=text)
                            if name != "train" and vectorizer.metadata is not None else None)
                 write_shard(tmp / name / f"{number:05d}.npz",
-                            features(vectorizer, params, rows, training=name == "train"),
+                            features(vectorizer, params, rows, training=name == "train",
+                                     text=text),
                             np.array([row["id"] for row in rows], dtype=np.int64),
                             label_matrix(rows, genres), removed)
                 summary[name] += len(rows)

@@ -126,36 +126,32 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary directory; it replaces ``path`` as a whole only if the block succeeds."""
-    target = Path(path)
+def scratch_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary work directory beside ``target``, removed when the block ends or on
+    SIGTERM/SIGINT (:func:`remove_temps_on_signals`); one left by a writer that died (e.g.
+    ``kill -9``) is removed by the next writer of ``target``."""
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
     _LIVE_TEMPS.add(tmp)
     try:
         yield tmp
-        _chmod_default(tmp, directory=True)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         _LIVE_TEMPS.discard(tmp)
 
 
 @contextmanager
-def scratch_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary work directory beside ``target``, removed when the block ends; one
-    left by a writer that died (e.g. ``kill -9``) is removed by the next writer of ``target``."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(target)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent))
-    try:
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory; it replaces ``path`` as a whole only if the block succeeds."""
+    target = Path(path)
+    with scratch_dir(target) as tmp:
         yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _chmod_default(tmp, directory=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
 
 
 @contextmanager

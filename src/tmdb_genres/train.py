@@ -10,15 +10,15 @@ Feature rows come from featurize's shards: the training rows (at most
 ``prepare.split.train_limit`` of them) as one matrix, validation and test a shard at a time,
 so memory is bounded whatever the catalogue's size. The 19 genres are
 independent problems, fitted by ``train.workers`` processes that share the matrix (written
-once to a temporary directory beside the model and memory-mapped); each fit seeds liblinear
-itself, so the bytes are the same for any number of workers.
+once to a :func:`io.scratch_dir` beside the model and memory-mapped; a SIGTERM removes it, and
+one a ``kill -9`` left is removed by the next train); each fit seeds liblinear itself, so the
+bytes are the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ import numpy as np
 from . import paths
 from .featurize import split_shards
 from .genres import genre_names
-from .io import atomic_dir, dump_joblib
+from .io import atomic_dir, dump_joblib, scratch_dir
 from .model import MODEL_FORMAT, calibrated, fit_calibration, margins
 from .numeric import settle
 from .params import TrainParams, load_params
@@ -157,9 +157,8 @@ def split_margins(features: Path, name: str, coef_t: np.ndarray, intercept: np.n
 def train(params: TrainParams, features: Path, model_path: Path, scores_dir: Path) -> dict:
     """Run the stage; return a short summary."""
     genres = genre_names()
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".train-matrix-", dir=model_path.parent) as tmp:
-        files, y = write_training_matrix(features, Path(tmp))
+    with scratch_dir(model_path) as tmp:  # also removed on SIGTERM, or by the next train
+        files, y = write_training_matrix(features, tmp)
         coef, intercept = fit_all(files, y, params)
     rows, features_count = files.shape
     coef_t = np.ascontiguousarray(coef.T)

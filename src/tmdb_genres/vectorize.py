@@ -451,14 +451,31 @@ class Vectorizer:
         """Feature rows (float32 CSR, columns sorted within each row).
 
         ``metadata`` is one mapping of raw fields per text (or None for a text without);
-        no ``metadata`` at all encodes every text's metadata as unknown.
+        no ``metadata`` at all encodes every text's metadata as unknown. The same as
+        :meth:`append_metadata` of :meth:`transform_text`.
         """
+        return self.append_metadata(self.transform_text(texts), metadata)
+
+    def transform_text(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """The TF-IDF blocks' part of the feature rows (float32 CSR, columns sorted within
+        each row): the costly part, the same whatever metadata goes with the texts."""
         import scipy.sparse as sp
 
-        parts = [block.transform(texts) for block in self.blocks]
-        if self.metadata is not None:
-            parts.append(self.metadata.transform(len(texts), metadata))
-        return sp.hstack(parts, format="csr", dtype=np.float32)
+        return sp.hstack([block.transform(texts) for block in self.blocks], format="csr",
+                         dtype=np.float32)
+
+    def append_metadata(self, text: sp.csr_matrix,
+                        metadata: Sequence[Mapping[str, Any] | None] | None = None
+                        ) -> sp.csr_matrix:
+        """Feature rows from the texts' :meth:`transform_text` rows ``text`` (not modified)
+        and their ``metadata`` (as for :meth:`transform`); ``text`` itself when there is no
+        metadata block."""
+        import scipy.sparse as sp
+
+        if self.metadata is None:
+            return text
+        return sp.hstack([text, self.metadata.transform(text.shape[0], metadata)],
+                         format="csr", dtype=np.float32)
 
     @property
     def n_text_features(self) -> int:
