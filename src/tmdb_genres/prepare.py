@@ -10,7 +10,6 @@ snapshot grows.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import heapq
 import json
 from collections import Counter
@@ -22,6 +21,7 @@ from typing import Any
 from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
+from .idhash import unit_hash
 from .io import atomic_dir, jsonl_line, open_text, write_json
 from .movie import METADATA_FIELDS, movie_text, normalize_space
 from .params import PrepareParams, load_params
@@ -30,8 +30,7 @@ from .params import PrepareParams, load_params
 def split_hash(movie_id: int, params: PrepareParams) -> float:
     """The uniform number in [0, 1) that places a TMDB id in its split (and ranks the
     training movies for ``prepare.split.train_limit``)."""
-    digest = hashlib.sha256(f"{params.split_salt}:{movie_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return unit_hash(f"{params.split_salt}:{movie_id}")
 
 
 def split_of(movie_id: int, params: PrepareParams) -> str:

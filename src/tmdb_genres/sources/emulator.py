@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import hashlib
 import itertools
 import json
 import math
@@ -39,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import TmdbGenresError
+from ..idhash import unit_hash
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -207,10 +207,8 @@ class Catalogue:
         """Which movies a server with ``hide_fraction`` never returns (a seeded id hash)."""
         mask = np.zeros(len(self), dtype=np.bool_)
         if fraction > 0:
-            scale = float(1 << 64)
             for index, movie_id in enumerate(self.ids.tolist()):
-                digest = hashlib.sha256(f"{seed}:{movie_id}".encode()).digest()[:8]
-                mask[index] = int.from_bytes(digest, "big") / scale < fraction
+                mask[index] = unit_hash(f"{seed}:{movie_id}") < fraction
         return mask
 
 
