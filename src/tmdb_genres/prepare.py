@@ -35,7 +35,11 @@ def split_hash(movie_id: int, params: PrepareParams) -> float:
 
 def split_of(movie_id: int, params: PrepareParams) -> str:
     """The split (train / validation / test) a TMDB id falls in, stable across snapshots."""
-    u = split_hash(movie_id, params)
+    return split_at(split_hash(movie_id, params), params)
+
+
+def split_at(u: float, params: PrepareParams) -> str:
+    """The split of a movie whose :func:`split_hash` is ``u``."""
     if u < params.test_fraction:
         return "test"
     if u < params.test_fraction + params.validation_fraction:
@@ -131,18 +135,20 @@ class TrainLimit:
     """The training examples with the lowest split hashes, at most ``limit`` of them
     (all when ``limit`` is None): a heap of the kept ones, so memory is bounded by the limit."""
 
-    def __init__(self, limit: int | None, params: PrepareParams) -> None:
-        self.limit, self.params = limit, params
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
         self.heap: list[tuple[float, int, str]] = []  # (-hash, id, JSONL line)
-        self.over = 0
 
-    def add(self, example: dict[str, Any]) -> None:
-        """Offer one training example."""
-        item = (-split_hash(example["id"], self.params), example["id"], jsonl_line(example))
+    def __len__(self) -> int:
+        """How many examples are kept."""
+        return len(self.heap)
+
+    def add(self, example: dict[str, Any], u: float) -> None:
+        """Offer one training example, whose :func:`split_hash` is ``u``."""
+        item = (-u, example["id"], jsonl_line(example))
         if self.limit is None or len(self.heap) < self.limit:
             heapq.heappush(self.heap, item)
             return
-        self.over += 1
         if item > self.heap[0]:  # a lower hash than the highest kept one
             heapq.heapreplace(self.heap, item)
 
@@ -163,16 +169,17 @@ def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: P
         )
     counts = Counts()
     sizes = dict.fromkeys(paths.SPLITS, 0)
-    train = TrainLimit(params.train_limit, params)
+    train = TrainLimit(params.train_limit)
     with atomic_dir(out_dir) as tmp:
         with ExitStack() as stack:
             handles = {name: stack.enter_context(open(
                 paths.split_file(tmp, name, ".jsonl"), "w", encoding="utf-8", newline="\n"))
                 for name in paths.SPLITS if name != "train"}
             for example in clean_stream(read_snapshot(snapshot), params, counts):
-                name = split_of(example["id"], params)
+                u = split_hash(example["id"], params)
+                name = split_at(u, params)
                 if name == "train":
-                    train.add(example)
+                    train.add(example, u)
                 else:
                     handles[name].write(jsonl_line(example))
                 sizes[name] += 1
@@ -189,9 +196,10 @@ def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: P
                   newline="\n") as handle:
             handle.writelines(train.lines())
         write_json(tmp / paths.TEXT_RECIPE, text_recipe(params))
-    sizes["train"] -= train.over
+    over = sizes["train"] - len(train)  # training movies seen but not kept
+    sizes["train"] = len(train)
     report = {**counts.as_dict(), "rows_out": sum(sizes.values()), "splits": sizes,
-              "train_over_limit": train.over}
+              "train_over_limit": over}
     write_json(report_path, report)
     return report
 
