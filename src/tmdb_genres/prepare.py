@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import heapq
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -22,7 +21,7 @@ from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
 from .idhash import unit_hash
-from .io import atomic_dir, jsonl_line, open_text, write_json
+from .io import atomic_dir, iter_jsonl, jsonl_line, write_json
 from .movie import METADATA_FIELDS, movie_text, normalize_space
 from .params import PrepareParams, load_params
 
@@ -123,14 +122,6 @@ def clean(
     return examples, counts.as_dict()
 
 
-def read_snapshot(snapshot: Path) -> Iterator[dict[str, Any]]:
-    """The movies of the raw snapshot written by fetch, one at a time."""
-    with open_text(snapshot) as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
-
-
 class TrainLimit:
     """The training examples with the lowest split hashes, at most ``limit`` of them
     (all when ``limit`` is None): a heap of the kept ones, so memory is bounded by the limit."""
@@ -175,7 +166,7 @@ def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: P
             handles = {name: stack.enter_context(open(
                 paths.split_file(tmp, name, ".jsonl"), "w", encoding="utf-8", newline="\n"))
                 for name in paths.SPLITS if name != "train"}
-            for example in clean_stream(read_snapshot(snapshot), params, counts):
+            for example in clean_stream(iter_jsonl(snapshot), params, counts):
                 u = split_hash(example["id"], params)
                 name = split_at(u, params)
                 if name == "train":

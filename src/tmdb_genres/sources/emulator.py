@@ -218,7 +218,7 @@ Selection = tuple[np.ndarray, np.ndarray]  # movie indices in order, start of ea
 def load_movies(path: str | Path) -> Catalogue:
     """Stream a JSONL(.gz) snapshot of TMDB movie objects into a :class:`Catalogue`
     (non-TMDB fields dropped), never holding the movies as objects."""
-    from ..io import open_text
+    from ..io import iter_jsonl
 
     path = Path(path)
     if not path.is_file():
@@ -227,8 +227,7 @@ def load_movies(path: str | Path) -> Catalogue:
             "pass --snapshot PATH to a JSONL(.gz) file of TMDB movie objects",
         )
     try:
-        with open_text(path) as handle:
-            return Catalogue(json.loads(line) for line in handle if line.strip())
+        return Catalogue(iter_jsonl(path))
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
         raise TmdbGenresError(f"cannot read emulator snapshot {str(path)!r}: {exc}",
                               "pass a complete, UTF-8 JSONL(.gz) file of TMDB movie "

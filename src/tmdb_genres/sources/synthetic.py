@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TmdbGenresError
-from ..io import atomic_path, jsonl_line, open_text
+from ..io import atomic_path, jsonl_line, read_jsonl
 
 HEAPS_EXPONENT = 0.85  # invented names available at movie i: i ** HEAPS_EXPONENT
 NAME_SKEW = 2.0  # pool index = size * u ** NAME_SKEW: older (real) names are drawn more often
@@ -149,8 +149,7 @@ def load_corpus(source: Path) -> Corpus:
                              "pass --source a JSONL(.gz) file of TMDB movies, e.g. "
                              "../shared/data/movies.jsonl.gz")
     try:
-        with open_text(source) as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
+        rows = read_jsonl(source)
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SyntheticError(f"cannot read real movies {str(source)!r}: {exc}",
                              "pass a complete UTF-8 JSONL(.gz) file of TMDB movie objects"
