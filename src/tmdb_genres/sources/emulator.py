@@ -15,7 +15,6 @@ them (a server that keeps losing movies). It binds 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import bisect
 import itertools
 import json
 import math
@@ -335,7 +334,7 @@ def discover(catalogue: Catalogue, query: dict[str, str], selections: Selections
     if rng is None or first >= stop:
         results = selected[first:stop].tolist()
     else:
-        results = _shuffled_ties(selected, starts.tolist(), first, stop, rng)
+        results = _shuffled_ties(selected, starts, first, stop, rng)
     if hidden is not None:
         results = [i for i in results if not hidden[i]]
     bodies = b", ".join(catalogue.body(i) for i in results)
@@ -347,14 +346,15 @@ def _json(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
 
 
-def _shuffled_ties(selected: np.ndarray, starts: list[int], first: int, stop: int,
+def _shuffled_ties(selected: np.ndarray, starts: np.ndarray, first: int, stop: int,
                    rng: random.Random) -> list[int]:
-    """``selected[first:stop]`` after shuffling every tie group that overlaps it."""
-    below = bisect.bisect_right(starts, first) - 1
-    after = bisect.bisect_left(starts, stop)
-    lo = starts[below]
-    hi = starts[after] if after < len(starts) else len(selected)
-    bounds = [*starts[below:after], hi]
+    """``selected[first:stop]`` after shuffling every tie group that overlaps it
+    (``starts``: the sorted start of each tie group in ``selected``)."""
+    below = int(np.searchsorted(starts, first, side="right")) - 1
+    after = int(np.searchsorted(starts, stop, side="left"))
+    lo = int(starts[below])
+    hi = int(starts[after]) if after < len(starts) else len(selected)
+    bounds = [*starts[below:after].tolist(), hi]
     segment: list[int] = []
     for a, b in itertools.pairwise(bounds):
         group = selected[a:b].tolist()
