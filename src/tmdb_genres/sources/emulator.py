@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import TmdbGenresError
 from ..idhash import unit_hash
+from .synthetic import as_number
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -88,12 +89,6 @@ class Stats:
 NUMERIC_FIELDS = ("popularity", "vote_average", "vote_count")
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
 class Catalogue:
     """The movies an emulator serves, held compactly: a few numpy columns (id, release date,
     language, popularity, votes) to filter and sort on, and each movie's JSON in an unlinked
@@ -131,7 +126,7 @@ class Catalogue:
             langs.append(lang_codes.setdefault(lang, len(lang_codes))
                          if isinstance(lang, str) else -1)
             for name in NUMERIC_FIELDS:
-                value = _number(get(name))
+                value = as_number(get(name))
                 numbers[name].append(value or 0.0)
                 missing[name].append(value is None)
         self._file.flush()

@@ -135,8 +135,8 @@ def to_piece(text: str, names: set[str]) -> Piece:
     return Piece(tuple(literals), tuple(found))
 
 
-def _number(value: Any, kind: type) -> Any:
-    """``value`` if it is a number of ``kind`` (never a bool), else None."""
+def as_number(value: Any, kind: type = float) -> Any:
+    """``value`` as a ``kind`` if it is a number (an int or a float, never a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return kind(value)
@@ -179,9 +179,9 @@ def load_corpus(source: Path) -> Corpus:
                 r"\d{4}-\d{2}-\d{2}", date) else None,
             original_language=row.get("original_language")
             if isinstance(row.get("original_language"), str) else None,
-            popularity=_number(row.get("popularity"), float),
-            vote_average=_number(row.get("vote_average"), float),
-            vote_count=_number(row.get("vote_count"), int),
+            popularity=as_number(row.get("popularity"), float),
+            vote_average=as_number(row.get("vote_average"), float),
+            vote_count=as_number(row.get("vote_count"), int),
         ))
     return Corpus(tuple(templates), tuple(sentences),
                   {g: tuple(v) for g, v in sorted(genre_sentences.items())}, tuple(sorted(names)))
