@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 
     from .params import MetadataParams
 
-# The encoded features (params.METADATA_FEATURES) and the raw field each reads.
-FEATURES = dict(zip(METADATA_FEATURES, ("original_language", "release_date", "vote_count",
-                                        "popularity", "vote_average"), strict=True))
+# The encoded features (params.METADATA_FEATURES) and the raw field each reads: feature i
+# reads field i of movie.METADATA_FIELDS.
+FEATURES = dict(zip(METADATA_FEATURES, METADATA_FIELDS, strict=True))
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 MIN_YEAR, MAX_YEAR = 1850, 2100  # a year outside is taken as malformed
