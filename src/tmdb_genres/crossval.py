@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -41,6 +40,7 @@ from .errors import TmdbGenresError
 from .evaluate import HEADLINE, best_global_threshold, scores_at_thresholds
 from .featurize import features, fit_vectorizer, label_matrix, read_prepared_splits, text_features
 from .genres import genre_names
+from .idhash import id_hash
 from .io import write_json
 from .model import calibrated, margins
 from .numeric import settle
@@ -52,8 +52,7 @@ FIGURES = tuple(f"{average}_{name}" for average in ("micro", "macro") for name i
 
 def fold_of(movie_id: int, folds: int, salt: str) -> int:
     """The fold (0..folds-1) a TMDB id falls in, by a hash of ``salt:id``."""
-    digest = hashlib.sha256(f"{salt}:{movie_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") * folds >> 64
+    return id_hash(f"{salt}:{movie_id}") * folds >> 64
 
 
 def _fit_and_score(params: Params, vectorizer: Any, train: list[dict[str, Any]],

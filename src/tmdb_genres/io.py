@@ -200,10 +200,19 @@ def open_text(path: str | os.PathLike[str]) -> IO[str]:
     return open(path, encoding="utf-8", newline="")
 
 
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """The rows of a JSONL(.gz) file one at a time, blank lines skipped. The file is opened
+    when the first row is asked for; a line that is not JSON raises ``json.JSONDecodeError``
+    (a ``ValueError``), which a reader of a file not written by this project catches."""
+    with open_text(path) as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a JSONL file written by this project (every line is trusted to be valid)."""
-    with open_text(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return list(iter_jsonl(path))
 
 
 def dump_joblib(path: str | os.PathLike[str], obj: Any) -> None:

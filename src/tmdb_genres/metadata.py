@@ -24,7 +24,6 @@ seeded share of training movies (chosen by a hash of their id) have their metada
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections import Counter
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .idhash import unit_hash
 from .movie import METADATA_FIELDS
 from .numeric import settle
 from .params import METADATA_FEATURES
@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 
     from .params import MetadataParams
 
-# The encoded features (params.METADATA_FEATURES) and the raw field each reads.
-FEATURES = dict(zip(METADATA_FEATURES, ("original_language", "release_date", "vote_count",
-                                        "popularity", "vote_average"), strict=True))
+# The encoded features (params.METADATA_FEATURES) and the raw field each reads: feature i
+# reads field i of movie.METADATA_FIELDS.
+FEATURES = dict(zip(METADATA_FEATURES, METADATA_FIELDS, strict=True))
 _YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 MIN_YEAR, MAX_YEAR = 1850, 2100  # a year outside is taken as malformed
@@ -192,11 +192,6 @@ class MetadataEncoder:
                    float(data["weight"]))
 
 
-def _unit(text: str) -> float:
-    """A uniform number in [0, 1) from the hash of ``text``."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
-
-
 def training_metadata(params: MetadataParams, ids: Sequence[int],
                       metadata: Sequence[Mapping[str, Any] | None]
                       ) -> list[Mapping[str, Any] | None]:
@@ -205,12 +200,12 @@ def training_metadata(params: MetadataParams, ids: Sequence[int],
     probability ``field_drop_rate``, so the model learns to predict without them."""
     seen: list[Mapping[str, Any] | None] = []
     for movie_id, fields in zip(ids, metadata, strict=True):
-        if _unit(f"{params.seed}:{movie_id}") < params.drop_rate:
+        if unit_hash(f"{params.seed}:{movie_id}") < params.drop_rate:
             seen.append(None)
             continue
         kept = dict(fields or {})
         for name in METADATA_FIELDS:
-            if _unit(f"{params.seed}:{movie_id}:{name}") < params.field_drop_rate:
+            if unit_hash(f"{params.seed}:{movie_id}:{name}") < params.field_drop_rate:
                 kept.pop(name, None)
         seen.append(kept)
     return seen

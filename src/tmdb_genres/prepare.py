@@ -10,9 +10,7 @@ snapshot grows.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import heapq
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -22,7 +20,8 @@ from typing import Any
 from . import paths
 from .errors import TmdbGenresError
 from .genres import TMDB_GENRES
-from .io import atomic_dir, jsonl_line, open_text, write_json
+from .idhash import unit_hash
+from .io import atomic_dir, iter_jsonl, jsonl_line, write_json
 from .movie import METADATA_FIELDS, movie_text, normalize_space
 from .params import PrepareParams, load_params
 
@@ -30,13 +29,16 @@ from .params import PrepareParams, load_params
 def split_hash(movie_id: int, params: PrepareParams) -> float:
     """The uniform number in [0, 1) that places a TMDB id in its split (and ranks the
     training movies for ``prepare.split.train_limit``)."""
-    digest = hashlib.sha256(f"{params.split_salt}:{movie_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return unit_hash(f"{params.split_salt}:{movie_id}")
 
 
 def split_of(movie_id: int, params: PrepareParams) -> str:
     """The split (train / validation / test) a TMDB id falls in, stable across snapshots."""
-    u = split_hash(movie_id, params)
+    return split_at(split_hash(movie_id, params), params)
+
+
+def split_at(u: float, params: PrepareParams) -> str:
+    """The split of a movie whose :func:`split_hash` is ``u``."""
     if u < params.test_fraction:
         return "test"
     if u < params.test_fraction + params.validation_fraction:
@@ -120,30 +122,24 @@ def clean(
     return examples, counts.as_dict()
 
 
-def read_snapshot(snapshot: Path) -> Iterator[dict[str, Any]]:
-    """The movies of the raw snapshot written by fetch, one at a time."""
-    with open_text(snapshot) as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
-
-
 class TrainLimit:
     """The training examples with the lowest split hashes, at most ``limit`` of them
     (all when ``limit`` is None): a heap of the kept ones, so memory is bounded by the limit."""
 
-    def __init__(self, limit: int | None, params: PrepareParams) -> None:
-        self.limit, self.params = limit, params
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
         self.heap: list[tuple[float, int, str]] = []  # (-hash, id, JSONL line)
-        self.over = 0
 
-    def add(self, example: dict[str, Any]) -> None:
-        """Offer one training example."""
-        item = (-split_hash(example["id"], self.params), example["id"], jsonl_line(example))
+    def __len__(self) -> int:
+        """How many examples are kept."""
+        return len(self.heap)
+
+    def add(self, example: dict[str, Any], u: float) -> None:
+        """Offer one training example, whose :func:`split_hash` is ``u``."""
+        item = (-u, example["id"], jsonl_line(example))
         if self.limit is None or len(self.heap) < self.limit:
             heapq.heappush(self.heap, item)
             return
-        self.over += 1
         if item > self.heap[0]:  # a lower hash than the highest kept one
             heapq.heapreplace(self.heap, item)
 
@@ -164,16 +160,17 @@ def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: P
         )
     counts = Counts()
     sizes = dict.fromkeys(paths.SPLITS, 0)
-    train = TrainLimit(params.train_limit, params)
+    train = TrainLimit(params.train_limit)
     with atomic_dir(out_dir) as tmp:
         with ExitStack() as stack:
             handles = {name: stack.enter_context(open(
                 paths.split_file(tmp, name, ".jsonl"), "w", encoding="utf-8", newline="\n"))
                 for name in paths.SPLITS if name != "train"}
-            for example in clean_stream(read_snapshot(snapshot), params, counts):
-                name = split_of(example["id"], params)
+            for example in clean_stream(iter_jsonl(snapshot), params, counts):
+                u = split_hash(example["id"], params)
+                name = split_at(u, params)
                 if name == "train":
-                    train.add(example)
+                    train.add(example, u)
                 else:
                     handles[name].write(jsonl_line(example))
                 sizes[name] += 1
@@ -190,9 +187,10 @@ def prepare(params: PrepareParams, snapshot: Path, out_dir: Path, report_path: P
                   newline="\n") as handle:
             handle.writelines(train.lines())
         write_json(tmp / paths.TEXT_RECIPE, text_recipe(params))
-    sizes["train"] -= train.over
+    over = sizes["train"] - len(train)  # training movies seen but not kept
+    sizes["train"] = len(train)
     report = {**counts.as_dict(), "rows_out": sum(sizes.values()), "splits": sizes,
-              "train_over_limit": train.over}
+              "train_over_limit": over}
     write_json(report_path, report)
     return report
 

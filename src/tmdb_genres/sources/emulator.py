@@ -15,8 +15,6 @@ them (a server that keeps losing movies). It binds 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import bisect
-import hashlib
 import itertools
 import json
 import math
@@ -39,6 +37,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import TmdbGenresError
+from ..idhash import unit_hash
+from .synthetic import as_number
 
 PAGE_SIZE = 20
 MAX_PAGE = 500
@@ -89,12 +89,6 @@ class Stats:
 NUMERIC_FIELDS = ("popularity", "vote_average", "vote_count")
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
 class Catalogue:
     """The movies an emulator serves, held compactly: a few numpy columns (id, release date,
     language, popularity, votes) to filter and sort on, and each movie's JSON in an unlinked
@@ -132,7 +126,7 @@ class Catalogue:
             langs.append(lang_codes.setdefault(lang, len(lang_codes))
                          if isinstance(lang, str) else -1)
             for name in NUMERIC_FIELDS:
-                value = _number(get(name))
+                value = as_number(get(name))
                 numbers[name].append(value or 0.0)
                 missing[name].append(value is None)
         self._file.flush()
@@ -207,10 +201,8 @@ class Catalogue:
         """Which movies a server with ``hide_fraction`` never returns (a seeded id hash)."""
         mask = np.zeros(len(self), dtype=np.bool_)
         if fraction > 0:
-            scale = float(1 << 64)
             for index, movie_id in enumerate(self.ids.tolist()):
-                digest = hashlib.sha256(f"{seed}:{movie_id}".encode()).digest()[:8]
-                mask[index] = int.from_bytes(digest, "big") / scale < fraction
+                mask[index] = unit_hash(f"{seed}:{movie_id}") < fraction
         return mask
 
 
@@ -220,7 +212,7 @@ Selection = tuple[np.ndarray, np.ndarray]  # movie indices in order, start of ea
 def load_movies(path: str | Path) -> Catalogue:
     """Stream a JSONL(.gz) snapshot of TMDB movie objects into a :class:`Catalogue`
     (non-TMDB fields dropped), never holding the movies as objects."""
-    from ..io import open_text
+    from ..io import iter_jsonl
 
     path = Path(path)
     if not path.is_file():
@@ -229,8 +221,7 @@ def load_movies(path: str | Path) -> Catalogue:
             "pass --snapshot PATH to a JSONL(.gz) file of TMDB movie objects",
         )
     try:
-        with open_text(path) as handle:
-            return Catalogue(json.loads(line) for line in handle if line.strip())
+        return Catalogue(iter_jsonl(path))
     except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
         raise TmdbGenresError(f"cannot read emulator snapshot {str(path)!r}: {exc}",
                               "pass a complete, UTF-8 JSONL(.gz) file of TMDB movie "
@@ -338,7 +329,7 @@ def discover(catalogue: Catalogue, query: dict[str, str], selections: Selections
     if rng is None or first >= stop:
         results = selected[first:stop].tolist()
     else:
-        results = _shuffled_ties(selected, starts.tolist(), first, stop, rng)
+        results = _shuffled_ties(selected, starts, first, stop, rng)
     if hidden is not None:
         results = [i for i in results if not hidden[i]]
     bodies = b", ".join(catalogue.body(i) for i in results)
@@ -350,14 +341,15 @@ def _json(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
 
 
-def _shuffled_ties(selected: np.ndarray, starts: list[int], first: int, stop: int,
+def _shuffled_ties(selected: np.ndarray, starts: np.ndarray, first: int, stop: int,
                    rng: random.Random) -> list[int]:
-    """``selected[first:stop]`` after shuffling every tie group that overlaps it."""
-    below = bisect.bisect_right(starts, first) - 1
-    after = bisect.bisect_left(starts, stop)
-    lo = starts[below]
-    hi = starts[after] if after < len(starts) else len(selected)
-    bounds = [*starts[below:after], hi]
+    """``selected[first:stop]`` after shuffling every tie group that overlaps it
+    (``starts``: the sorted start of each tie group in ``selected``)."""
+    below = int(np.searchsorted(starts, first, side="right")) - 1
+    after = int(np.searchsorted(starts, stop, side="left"))
+    lo = int(starts[below])
+    hi = int(starts[after]) if after < len(starts) else len(selected)
+    bounds = [*starts[below:after].tolist(), hi]
     segment: list[int] = []
     for a, b in itertools.pairwise(bounds):
         group = selected[a:b].tolist()

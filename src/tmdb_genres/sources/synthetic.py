@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TmdbGenresError
-from ..io import atomic_path, jsonl_line, open_text
+from ..io import atomic_path, jsonl_line, read_jsonl
 
 HEAPS_EXPONENT = 0.85  # invented names available at movie i: i ** HEAPS_EXPONENT
 NAME_SKEW = 2.0  # pool index = size * u ** NAME_SKEW: older (real) names are drawn more often
@@ -135,8 +135,8 @@ def to_piece(text: str, names: set[str]) -> Piece:
     return Piece(tuple(literals), tuple(found))
 
 
-def _number(value: Any, kind: type) -> Any:
-    """``value`` if it is a number of ``kind`` (never a bool), else None."""
+def as_number(value: Any, kind: type = float) -> Any:
+    """``value`` as a ``kind`` if it is a number (an int or a float, never a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return kind(value)
@@ -149,8 +149,7 @@ def load_corpus(source: Path) -> Corpus:
                              "pass --source a JSONL(.gz) file of TMDB movies, e.g. "
                              "../shared/data/movies.jsonl.gz")
     try:
-        with open_text(source) as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
+        rows = read_jsonl(source)
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SyntheticError(f"cannot read real movies {str(source)!r}: {exc}",
                              "pass a complete UTF-8 JSONL(.gz) file of TMDB movie objects"
@@ -180,9 +179,9 @@ def load_corpus(source: Path) -> Corpus:
                 r"\d{4}-\d{2}-\d{2}", date) else None,
             original_language=row.get("original_language")
             if isinstance(row.get("original_language"), str) else None,
-            popularity=_number(row.get("popularity"), float),
-            vote_average=_number(row.get("vote_average"), float),
-            vote_count=_number(row.get("vote_count"), int),
+            popularity=as_number(row.get("popularity"), float),
+            vote_average=as_number(row.get("vote_average"), float),
+            vote_count=as_number(row.get("vote_count"), int),
         ))
     return Corpus(tuple(templates), tuple(sentences),
                   {g: tuple(v) for g, v in sorted(genre_sentences.items())}, tuple(sorted(names)))
