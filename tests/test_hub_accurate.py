@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from tmdb_genres.hub.card import card_micro_f1, card_model_kind
 from tmdb_genres.hub.publish import decide
 
 from .accurate_helpers import ALIEN, GHOST, TEST_VERSION, make_accurate_project, mark_apart
+from .conftest import ROOT
 from .test_accurate import WordEncoder
 from .test_hub_publish import REPO, _card_score, _env, _publish
 
@@ -156,13 +159,24 @@ def test_publish_accurate_gates_on_the_accurate_card(hub: FakeHub, project: Path
             "the accurate model): higher, publishing") in back.stdout
 
 
+# from_pretrained from the fake Hub, in a process of its own: huggingface_hub reads
+# HF_ENDPOINT and HF_HOME once, at its first import, which an earlier test may have done
+DOWNLOAD = """
+import json, sys
+from tests.test_accurate import WordEncoder
+from tmdb_genres.hub import from_pretrained
+model = from_pretrained(sys.argv[1], revision="main", encoder=WordEncoder())
+print(json.dumps([type(model).__name__, model.probabilities(json.load(sys.stdin)).tolist()]))
+"""
+
+
 def test_downloaded_accurate_folder_loads(hub: FakeHub, project: Path, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch, version,
-                                          model: AccurateModel):
+                                          version, model: AccurateModel):
     assert _publish(project, _env(hub, tmp_path), REPO, "--model", "accurate").returncode == 0
-    for key, value in _env(hub, tmp_path, token=None).items():
-        if key.startswith("HF_") or key in ("HOME",):
-            monkeypatch.setenv(key, value)
-    loaded = from_pretrained(REPO, revision="main", encoder=WordEncoder())
-    assert isinstance(loaded, AccurateModel)
-    assert np.array_equal(loaded.probabilities(texts(model)), model.probabilities(texts(model)))
+    done = subprocess.run([sys.executable, "-c", DOWNLOAD, REPO], input=json.dumps(texts(model)),
+                          env=_env(hub, tmp_path, token=None), cwd=ROOT, capture_output=True,
+                          text=True)  # (run from the checkout, so `tests` is importable)
+    assert done.returncode == 0, done.stderr
+    kind, probabilities = json.loads(done.stdout)
+    assert kind == "AccurateModel"
+    assert np.array_equal(np.array(probabilities), model.probabilities(texts(model)))
