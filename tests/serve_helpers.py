@@ -23,6 +23,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def project_copy(outputs: Path, dest: Path) -> Path:
+    """A copy of the pipeline ``outputs`` at ``dest`` with the committed params.yaml, as a
+    project root the service reads."""
+    root = Path(shutil.copytree(outputs, dest))
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    return root
+
+
 def train_sample_project(root: Path, movies: Path, every: int = 3) -> Path:
     """Run prepare -> evaluate on every ``every``-th real movie under ``root`` (with the
     committed params.yaml copied in, so the project reads like a real one)."""

@@ -129,8 +129,7 @@ def test_the_space_start_command_serves_the_page_over_a_published_folder(
             status, body = _get(base + "/predict",
                                 {"movies": reference.movies[start:start + 10]})
             answers += json.loads(body)["movies"]
-        reference.check([a["probabilities"] for a in answers],
-                        [[g["genre"] for g in a["genres"]] for a in answers], "the Space")
+        reference.check_served(answers, "the Space")
         assert ("GET", f"/api/models/{REPO}/revision/main") in hub.requests  # from the Hub
         # the service's limits, set through the Space's SERVE_OPTIONS variable
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -114,6 +114,22 @@ class Reference:
         assert genres == self.genres, who
         assert self.micro_f1(genres) == self.micro_f1(self.genres)
 
+    def check_predicted(self, answers: list[dict[str, Any]], who: str) -> None:
+        """:meth:`check` of ``predict``'s answers (``scores``, genre names)."""
+        self.check([a["scores"] for a in answers], [a["genres"] for a in answers], who)
+
+    def check_served(self, answers: list[dict[str, Any]], who: str) -> None:
+        """:meth:`check` of the service's answers (``probabilities``, genre objects)."""
+        self.check([a["probabilities"] for a in answers],
+                   [[g["genre"] for g in a["genres"]] for a in answers], who)
+
+    def predicted(self, tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+        """``tmdb-genres predict ARGS`` on these movies as a JSONL file: its answers."""
+        source, out = tmp_path / "test.jsonl", tmp_path / "out.jsonl"
+        source.write_text("".join(json.dumps(m) + "\n" for m in self.movies), encoding="utf-8")
+        assert main(["predict", str(source), "-o", str(out), *args]) == 0
+        return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
 
 @pytest.fixture(scope="module", params=["fast", "accurate"])
 def reference(request: pytest.FixtureRequest, project: Path) -> Iterator[Reference]:
@@ -133,14 +149,9 @@ def model_args(project: Path, kind: str) -> list[str]:
 
 def test_predict_file_scores_as_evaluate(reference: Reference, project: Path, tmp_path: Path,
                                          stand_in: None) -> None:
-    source, out = tmp_path / "test.jsonl", tmp_path / "out.jsonl"
-    source.write_text("".join(json.dumps(m) + "\n" for m in reference.movies), encoding="utf-8")
-    assert main(["predict", str(source), "-o", str(out),
-                 *model_args(project, kind_of(reference))]) == 0
-    answers = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    answers = reference.predicted(tmp_path, *model_args(project, kind_of(reference)))
     assert [a["id"] for a in answers] == [m["id"] for m in reference.movies]
-    reference.check([a["scores"] for a in answers], [a["genres"] for a in answers],
-                    "predict FILE")
+    reference.check_predicted(answers, "predict FILE")
 
 
 def test_predict_text_scores_as_evaluate_without_metadata(
@@ -154,8 +165,7 @@ def test_predict_text_scores_as_evaluate_without_metadata(
                      *model_args(project, kind_of(reference))]) == 0
         answers.append(json.loads(capsys.readouterr().out))
     plain = reference.without_metadata()
-    plain.check([a["scores"] for a in answers], [a["genres"] for a in answers],
-                "predict --text")
+    plain.check_predicted(answers, "predict --text")
 
 
 def test_the_service_scores_as_evaluate(reference: Reference, project: Path) -> None:
@@ -175,8 +185,7 @@ def test_the_service_scores_as_evaluate(reference: Reference, project: Path) -> 
         plain = post({"movies": reference.movies}, "none")["movies"]
     for who, answers in (("service, one movie", single), ("service, batch", batch),
                          ("service, batch without words", plain)):
-        reference.check([a["probabilities"] for a in answers],
-                        [[g["genre"] for g in a["genres"]] for a in answers], who)
+        reference.check_served(answers, who)
 
 
 def test_the_published_folder_scores_as_evaluate(reference: Reference, project: Path,
@@ -273,17 +282,12 @@ def test_on_real_movies_predict_and_the_service_score_as_evaluate(real: Referenc
     pytest.importorskip("fastapi", reason="the serve extra is not installed")
     from .serve_helpers import app_server
 
-    source, out = tmp_path / "test.jsonl", tmp_path / "out.jsonl"
-    source.write_text("".join(json.dumps(m) + "\n" for m in real.movies), encoding="utf-8")
-    models = str(Path(real.root) / "models")
-    assert main(["predict", str(source), "-o", str(out), "--models", models]) == 0
-    answers = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    real.check([a["scores"] for a in answers], [a["genres"] for a in answers], "predict FILE")
+    real.check_predicted(real.predicted(tmp_path, "--models", str(Path(real.root) / "models")),
+                         "predict FILE")
     with app_server(real.model, model_info(real.root)) as url:
         single = [requests.post(f"{url}/predict?explain=none", json=m, timeout=60).json()
                   for m in real.movies]
         batch = requests.post(f"{url}/predict", json={"movies": real.movies},
                               timeout=120).json()["movies"]
     for who, got in (("service, one movie", single), ("service, batch", batch)):
-        real.check([a["probabilities"] for a in got],
-                   [[g["genre"] for g in a["genres"]] for a in got], who)
+        real.check_served(got, who)

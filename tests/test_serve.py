@@ -23,7 +23,7 @@ from tmdb_genres.cli import main
 from tmdb_genres.serve.schemas import MAX_BATCH, MAX_OVERVIEW
 
 from .conftest import ROOT
-from .serve_helpers import app_server, serve_command, train_sample_project
+from .serve_helpers import app_server, project_copy, serve_command, train_sample_project
 
 GHOST = {"title": "Nightmare", "overview": "A haunted house, a ghost, a demon and blood."}
 
@@ -31,9 +31,7 @@ GHOST = {"title": "Nightmare", "overview": "A haunted house, a ghost, a demon an
 @pytest.fixture(scope="module")
 def project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The toy pipeline's outputs with the committed params.yaml, as a project root."""
-    root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("serve") / "project"))
-    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
-    return root
+    return project_copy(_toy_outputs, tmp_path_factory.mktemp("serve") / "project")
 
 
 @pytest.fixture(scope="module")

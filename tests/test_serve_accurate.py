@@ -250,22 +250,15 @@ def test_a_slow_embedding_does_not_hold_up_the_event_loop(project: Path):
 def test_with_the_real_engine_predict_and_serve_score_as_the_accurate_evaluate(
         engine_project: Path, tmp_path: Path):
     """tests/test_parity.py with the real embedding engine, through the real commands."""
-    from tmdb_genres.cli import main
-
     from .test_parity import Reference
 
     reference = Reference(engine_project, "accurate", encoder=None)
-    source, out = tmp_path / "test.jsonl", tmp_path / "out.jsonl"
-    source.write_text("".join(json.dumps(m) + "\n" for m in reference.movies), encoding="utf-8")
-    assert main(["predict", str(source), "-o", str(out), "--model", "accurate", "--models",
-                 str(engine_project / "models"), "--accurate-models",
-                 str(engine_project / "accurate/models")]) == 0
-    answers = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    reference.check([a["scores"] for a in answers], [a["genres"] for a in answers],
-                    "predict --model accurate")
+    answers = reference.predicted(tmp_path, "--model", "accurate", "--models",
+                                  str(engine_project / "models"), "--accurate-models",
+                                  str(engine_project / "accurate/models"))
+    reference.check_predicted(answers, "predict --model accurate")
     with serve_command(["--model", "accurate"], cwd=engine_project) as (url, _):
         batch = post(url, {"movies": reference.movies}).json()["movies"]
         single = [post(url, movie).json() for movie in reference.movies[:10]]
-    reference.check([a["probabilities"] for a in batch],
-                    [[g["genre"] for g in a["genres"]] for a in batch], "serve --model accurate")
+    reference.check_served(batch, "serve --model accurate")
     assert single == batch[:10]

@@ -7,7 +7,6 @@ the comments) and asserts the bound with a generous but failing margin.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,8 +20,7 @@ import psutil
 import pytest
 import requests
 
-from .conftest import ROOT
-from .serve_helpers import serve_command
+from .serve_helpers import project_copy, serve_command
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed "
                     "(pip install -e '.[serve]')")
@@ -33,9 +31,7 @@ MB = 1024 * 1024
 @pytest.fixture(scope="module")
 def project(_toy_outputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The toy pipeline's outputs with the committed params.yaml, as a project root."""
-    root = Path(shutil.copytree(_toy_outputs, tmp_path_factory.mktemp("limits") / "project"))
-    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
-    return root
+    return project_copy(_toy_outputs, tmp_path_factory.mktemp("limits") / "project")
 
 
 @contextmanager
