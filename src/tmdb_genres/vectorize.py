@@ -559,17 +559,9 @@ class SingleText:
             return found
         counter = self.blocks[block].counter
         assert isinstance(counter, CharNgrams)
-        terms, padded = self.terms[block], f" {word} "
-        columns = []
-        if len(padded) < counter.ngram_min:
-            column = terms.get(padded)
-            columns = [] if column is None else [column]
-        for n in range(counter.ngram_min, min(counter.ngram_max, len(padded)) + 1):
-            for start in range(len(padded) - n + 1):
-                column = terms.get(padded[start:start + n])
-                if column is not None:
-                    columns.append(column)
-        found = np.array(columns, dtype=np.int64)
+        terms = self.terms[block]
+        grams = char_wb_grams(word, counter.ngram_min, counter.ngram_max)
+        found = np.array([terms[g] for g in grams if g in terms], dtype=np.int64)
         size = _ENTRY_BYTES + len(word) * 4 + found.nbytes
         if self._cached_bytes + size > self._cache_bytes:
             for block_cache in self._char_cache:
